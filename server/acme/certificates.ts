@@ -1,0 +1,46 @@
+import { X509Certificate } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { toPem } from '../ca/pem.js';
+import type { AcmeContext } from './context.js';
+import { spkiSha256 } from './jws.js';
+import { payloadObject, postJws, requireOwner } from './jws-route.js';
+import { problem } from './problems.js';
+
+// RFC 5280 §5.3.1 reason codes a requester may give; 7 is unassigned.
+const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
+
+export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void {
+  postJws(app, ctx, '/acme/cert/:id', 'kid', async (v, req, reply) => {
+    const { id } = req.params as { id: string };
+    const cert = await ctx.store.getCertificate(id);
+    if (!cert) throw problem('malformed', `no certificate ${id}`, 404);
+    requireOwner(v, cert.accountId, 'certificate');
+    reply.header('Content-Type', 'application/pem-certificate-chain');
+    return toPem('CERTIFICATE', cert.der) + cert.chainPem;
+  });
+
+  // Revocation by the account that owns the certificate (kid) or by the certificate's key (jwk).
+  postJws(app, ctx, '/acme/revoke-cert', 'either', async (v, _req, reply) => {
+    const p = payloadObject(v);
+    if (typeof p.certificate !== 'string' || !/^[A-Za-z0-9_-]+$/.test(p.certificate)) throw problem('malformed', '"certificate" must be the base64url-encoded DER certificate');
+    const der = Buffer.from(p.certificate, 'base64url');
+    let x: X509Certificate;
+    try { x = new X509Certificate(der); } catch { throw problem('malformed', '"certificate" is not a valid DER certificate'); }
+    const serial = x.serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
+    const cert = await ctx.store.getCertificateBySerial(serial);
+    if (!cert || !Buffer.from(cert.der).equals(der)) throw problem('malformed', 'this CA did not issue that certificate', 404);
+    const reason = p.reason === undefined ? 0 : p.reason;
+    if (typeof reason !== 'number' || !REASONS.has(reason)) throw problem('badRevocationReason', `reason ${JSON.stringify(reason)} is not allowed; use an RFC 5280 code 0-10 other than 7`);
+    if (v.account) {
+      requireOwner(v, cert.accountId, 'certificate');
+    } else if (spkiSha256(v.key) !== cert.spkiSha256) {
+      throw problem('unauthorized', 'the JWS is signed neither by the certificate\'s key nor by the account that owns it');
+    }
+    if (cert.status === 'revoked') throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
+    const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now());
+    if (!done) throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
+    ctx.log.info({ serial, reason, by: v.account ? `account ${v.account.id}` : 'certificate key' }, 'certificate revoked');
+    reply.code(200).header('Content-Length', '0');
+    return reply.send();
+  });
+}

@@ -1,0 +1,25 @@
+import type { Logger } from 'pino';
+import type { Storage } from '../../storage/types.js';
+import type { Config } from '../config.js';
+import type { Issuer } from '../ca/ca-material.js';
+import type { KeyCache } from './jws.js';
+import type { NonceService } from './nonces.js';
+import type { Urls } from './urls.js';
+
+export interface ValidationScheduler { schedule(challengeId: string): void }
+export interface IssuanceScheduler { schedule(orderId: string): void }
+
+/** What the ACME routes need, injected so tests can supply their own clock. */
+export interface AcmeContext {
+  config: Config;
+  store: Storage;
+  nonces: NonceService;
+  urls: Urls;
+  keyCache: KeyCache;
+  issuer: () => Issuer;
+  rootPem: string;
+  validations: ValidationScheduler;
+  issuance: IssuanceScheduler;
+  log: Logger;
+  now: () => number;
+}

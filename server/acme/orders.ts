@@ -1,0 +1,97 @@
+import type { FastifyInstance } from 'fastify';
+import type { AuthzRecord, ChallengeRecord, ChallengeType, Identifier, ProblemRecord } from '../../storage/types.js';
+import type { AcmeContext } from './context.js';
+import { newId, newToken } from './ids.js';
+import { checkIdentifier, MAX_IDENTIFIERS } from './identifiers.js';
+import { payloadObject, postJws, requireOwner, signer } from './jws-route.js';
+import { AcmeProblem, problem } from './problems.js';
+import { effectiveOrderStatus, orderJson } from './resources.js';
+
+/** Which challenges an identifier may be proven with (RFC 8555 §8, RFC 8737, RFC 8738). */
+export function challengeTypesFor(id: Identifier, wildcard: boolean): ChallengeType[] {
+  if (id.type === 'ip') return ['http-01', 'tls-alpn-01'];
+  if (wildcard) return ['dns-01'];
+  return ['http-01', 'dns-01', 'tls-alpn-01'];
+}
+
+/** One problem for one failure; a compound problem with subproblems for several (RFC 8555 §6.7.1). */
+export function combineProblems(problems: ProblemRecord[]): AcmeProblem {
+  if (problems.length === 1) {
+    const only = problems[0];
+    const p = new AcmeProblem(only.type.replace('urn:ietf:params:acme:error:', '') as AcmeProblem['problemType'], only.detail);
+    if (only.identifier) p.identifier = only.identifier;
+    return p;
+  }
+  const p = problem('compound', `${problems.length} identifiers cannot be issued: ${problems.map((x) => x.detail).join('; ')}`);
+  p.subproblems = problems;
+  return p;
+}
+
+export function parseIdentifiers(raw: unknown): Identifier[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw problem('malformed', '"identifiers" must be a non-empty array');
+  if (raw.length > MAX_IDENTIFIERS) throw problem('rejectedIdentifier', `an order may hold at most ${MAX_IDENTIFIERS} identifiers; it has ${raw.length}`);
+  const ok: Identifier[] = [];
+  const failures: ProblemRecord[] = [];
+  const seen = new Set<string>();
+  for (const r of raw) {
+    const c = checkIdentifier(r);
+    if (!c.ok) { failures.push(c.problem); continue; }
+    const key = `${c.identifier.type}:${c.identifier.value}`;
+    if (!seen.has(key)) { seen.add(key); ok.push(c.identifier); }
+  }
+  if (failures.length > 0) throw combineProblems(failures);
+  return ok;
+}
+
+export async function renderOrder(ctx: AcmeContext, orderId: string): Promise<Record<string, unknown>> {
+  const order = await ctx.store.getOrder(orderId);
+  if (!order) throw problem('malformed', 'the order does not exist', 404);
+  const authzs = await ctx.store.listAuthzByOrder(order.id);
+  return orderJson(order, authzs.map((a) => a.id), ctx.urls, ctx.now());
+}
+
+export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
+  postJws(app, ctx, '/acme/new-order', 'kid', async (v, _req, reply) => {
+    const account = signer(v);
+    const p = payloadObject(v);
+    if (p.notBefore !== undefined || p.notAfter !== undefined) {
+      throw problem('malformed', 'notBefore and notAfter are not supported: certificate lifetime is set by the CA (omit both fields)');
+    }
+    const identifiers = parseIdentifiers(p.identifiers);
+    const now = ctx.now();
+    const expires = now + ctx.config.acme.orderLifetimeMs;
+    const orderId = newId();
+    const authorizations: Array<{ authz: AuthzRecord; challenges: ChallengeRecord[] }> = identifiers.map((identifier) => {
+      const wildcard = identifier.type === 'dns' && identifier.value.startsWith('*.');
+      const authzId = newId();
+      const token = newToken();
+      return {
+        authz: {
+          id: authzId, orderId, accountId: account.id, wildcard, status: 'pending', expires,
+          identifier: wildcard ? { type: 'dns', value: identifier.value.slice(2) } : identifier,
+        },
+        // One token for all of an authorization's challenges, as Boulder does: the key authorization is the same.
+        challenges: challengeTypesFor(identifier, wildcard).map((type) => ({
+          id: newId(), authzId, type, token, status: 'pending', validatedAt: null, error: null, attempts: 0,
+        })),
+      };
+    });
+    await ctx.store.createOrder({
+      order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now },
+      authorizations,
+    });
+    ctx.log.info({ accountId: account.id, orderId, identifiers: identifiers.map((i) => i.value) }, 'order created');
+    reply.header('Location', ctx.urls.order(orderId)).code(201);
+    return renderOrder(ctx, orderId);
+  });
+
+  postJws(app, ctx, '/acme/order/:id', 'kid', async (v, req, reply) => {
+    const { id } = req.params as { id: string };
+    const order = await ctx.store.getOrder(id);
+    if (!order) throw problem('malformed', `no order ${id}`, 404);
+    requireOwner(v, order.accountId, 'order');
+    const status = effectiveOrderStatus(order, ctx.now());
+    if (status === 'processing' || status === 'pending') reply.header('Retry-After', String(ctx.config.acme.retryAfterSeconds));
+    return renderOrder(ctx, id);
+  });
+}

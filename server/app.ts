@@ -1,0 +1,28 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { acmePlugin } from './acme/plugin.js';
+import type { AcmeContext } from './acme/context.js';
+import { opsRoutes, type OpsDeps } from './ops/routes.js';
+
+export interface AppOptions {
+  tls: { certPem: string; keyPem: string } | null;
+  log: Logger;
+  acme: AcmeContext;
+  ops: OpsDeps;
+}
+
+/** Wires the components into one fastify app; holds no logic of its own. */
+export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: o.log,
+    ...(o.tls ? { https: { cert: o.tls.certPem, key: o.tls.keyPem } } : {}),
+    exposeHeadRoutes: false,
+    bodyLimit: o.acme.config.acme.maxBodyBytes,
+    keepAliveTimeout: 65_000,
+    requestIdHeader: false,
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  await app.register(async (scope) => acmePlugin(scope, o.acme));
+  await app.register(async (scope) => opsRoutes(scope, o.ops));
+  return app;
+}

@@ -1,0 +1,165 @@
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as asn1js from 'asn1js';
+import type * as pkijs from 'pkijs';
+import { buildCertificate, parseCertificate, randomSerial } from './certificate-builder.js';
+import { pemCertificates, toPem } from './pem.js';
+import { generateP256Pkcs8Pem, signingKeyFromPem, type SigningKey } from './signing-key.js';
+
+const DAY = 86_400_000;
+export const ROOT_VALIDITY_MS = 3650 * DAY;
+export const INTERMEDIATE_VALIDITY_MS = 1095 * DAY;
+// pathLen 1 leaves room for the mesh intermediates this CA signs below itself.
+export const INTERMEDIATE_PATH_LEN = 1;
+
+export interface Issuer {
+  certDer: Uint8Array;
+  certPem: string;
+  cert: pkijs.Certificate;
+  key: SigningKey;
+  /** PEM of the intermediate followed by any further intermediates up to (not including) the root. */
+  chainPem: string;
+  notAfter: Date;
+}
+
+export interface CaMaterial {
+  rootPem: string;
+  rootPath: string;
+  issuer: Issuer;
+}
+
+export interface CaFiles {
+  root: string;
+  rootKey: string;
+  intermediate: string;
+  intermediateKey: string;
+  chain: string;
+}
+
+export function caFiles(dataDir: string): CaFiles {
+  return {
+    root: join(dataDir, 'root.pem'),
+    rootKey: join(dataDir, 'root.key'),
+    intermediate: join(dataDir, 'intermediate.pem'),
+    intermediateKey: join(dataDir, 'intermediate.key'),
+    chain: join(dataDir, 'chain.pem'),
+  };
+}
+
+/** Writes atomically; secrets are created 0600 so they are never readable by others, even briefly. */
+export function writeFileAtomic(path: string, data: string | Uint8Array, secret: boolean): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode: secret ? 0o600 : 0o644 });
+  chmodSync(tmp, secret ? 0o600 : 0o644);
+  renameSync(tmp, path);
+}
+
+export class CaImportError extends Error {}
+
+/**
+ * Checks an intermediate before it is trusted to sign: it must be a CA allowed to sign
+ * certificates, currently valid, match its key, and chain to the given root.
+ */
+export function checkIntermediate(certPem: string, key: SigningKey, chainPems: string[], rootPem: string | null, now: Date): void {
+  const ders = pemCertificates(certPem);
+  if (ders.length === 0) throw new CaImportError('the intermediate certificate file holds no PEM CERTIFICATE');
+  const x = new X509Certificate(Buffer.from(ders[0]));
+  if (!x.ca) throw new CaImportError(`certificate "${x.subject}" is not a CA (basicConstraints cA is not true)`);
+  if (!x.publicKey.equals(key.publicKeyObject)) throw new CaImportError(`the private key does not match the intermediate certificate "${x.subject}"`);
+  if (new Date(x.validTo).getTime() <= now.getTime()) throw new CaImportError(`the intermediate certificate expired on ${new Date(x.validTo).toISOString()}`);
+  if (new Date(x.validFrom).getTime() > now.getTime()) throw new CaImportError(`the intermediate certificate is not valid before ${new Date(x.validFrom).toISOString()}`);
+  const parsed = parseCertificate(ders[0]);
+  const ku = parsed.extensions?.find((e) => e.extnID === '2.5.29.15');
+  if (ku) {
+    const parsedKu = asn1js.fromBER(ku.extnValue.valueBlock.valueHexView).result;
+    const bits = parsedKu instanceof asn1js.BitString ? parsedKu.valueBlock.valueHexView : new Uint8Array();
+    if (!(bits[0] & 0x04)) throw new CaImportError('the intermediate certificate\'s keyUsage does not include keyCertSign');
+  }
+  const chain = [...ders.slice(1), ...chainPems.flatMap((p) => pemCertificates(p))].map((d) => new X509Certificate(Buffer.from(d)));
+  const roots = rootPem ? pemCertificates(rootPem).map((d) => new X509Certificate(Buffer.from(d))) : [];
+  let cur = x;
+  for (let i = 0; i < 8; i++) {
+    const parent = [...chain, ...roots].find((c) => cur.checkIssued(c) && cur.verify(c.publicKey));
+    if (!parent) {
+      if (roots.length === 0) return; // no root given: the chain is taken as presented
+      throw new CaImportError(`the intermediate chain does not lead to the given root: no issuer found for "${cur.subject}"`);
+    }
+    if (roots.some((r) => r.fingerprint256 === parent.fingerprint256)) return;
+    cur = parent;
+  }
+  throw new CaImportError('the intermediate chain is longer than 8 certificates');
+}
+
+async function generateCa(dataDir: string, organization: string, now: Date): Promise<void> {
+  const f = caFiles(dataDir);
+  const rootKeyPem = generateP256Pkcs8Pem();
+  const rootKey = await signingKeyFromPem(rootKeyPem);
+  const rootDer = await buildCertificate({
+    serial: randomSerial(), subject: { organization, commonName: `${organization} Root CA` },
+    subjectSpkiDer: rootKey.spkiDer, notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + ROOT_VALIDITY_MS),
+    ca: true, keyUsage: ['keyCertSign', 'cRLSign'],
+  }, rootKey);
+  const rootCert = parseCertificate(rootDer);
+  const interKeyPem = generateP256Pkcs8Pem();
+  const interKey = await signingKeyFromPem(interKeyPem);
+  const interDer = await buildCertificate({
+    serial: randomSerial(), subject: { organization, commonName: `${organization} Intermediate CA` },
+    issuerName: rootCert.subject, issuerSpkiDer: rootKey.spkiDer, subjectSpkiDer: interKey.spkiDer,
+    notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + INTERMEDIATE_VALIDITY_MS),
+    ca: true, pathLength: INTERMEDIATE_PATH_LEN, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
+  }, rootKey);
+  // Keys first, certificates last: a crash in between leaves no certificate without its key.
+  writeFileAtomic(f.rootKey, rootKeyPem, true);
+  writeFileAtomic(f.intermediateKey, interKeyPem, true);
+  writeFileAtomic(f.chain, toPem('CERTIFICATE', interDer), false);
+  writeFileAtomic(f.intermediate, toPem('CERTIFICATE', interDer), false);
+  writeFileAtomic(f.root, toPem('CERTIFICATE', rootDer), false);
+}
+
+export interface CaSource {
+  dataDir: string;
+  organization: string;
+  intermediateCert: string | null;
+  intermediateKey: string | null;
+  rootCert: string | null;
+}
+
+/** Installs an externally signed intermediate into the data folder after checking it. */
+export async function importIntermediate(dataDir: string, certPath: string, keyPath: string, rootPath: string | null, now: Date): Promise<void> {
+  const f = caFiles(dataDir);
+  const certPem = readFileSync(certPath, 'utf8');
+  const keyPem = readFileSync(keyPath, 'utf8');
+  const rootPem = rootPath ? readFileSync(rootPath, 'utf8') : existsSync(f.root) ? readFileSync(f.root, 'utf8') : null;
+  if (!rootPem) throw new CaImportError('no root certificate given and none in the data folder; pass the root that signed the intermediate');
+  const key = await signingKeyFromPem(keyPem);
+  checkIntermediate(certPem, key, [], rootPem, now);
+  const ders = pemCertificates(certPem);
+  writeFileAtomic(f.intermediateKey, keyPem, true);
+  writeFileAtomic(f.chain, ders.map((d) => toPem('CERTIFICATE', d)).join(''), false);
+  writeFileAtomic(f.intermediate, toPem('CERTIFICATE', ders[0]), false);
+  writeFileAtomic(f.root, rootPem, false);
+}
+
+export async function loadOrCreateCa(src: CaSource, now = new Date()): Promise<CaMaterial & { generated: boolean }> {
+  mkdirSync(src.dataDir, { recursive: true, mode: 0o700 });
+  const f = caFiles(src.dataDir);
+  let generated = false;
+  if (src.intermediateCert && src.intermediateKey) {
+    await importIntermediate(src.dataDir, src.intermediateCert, src.intermediateKey, src.rootCert, now);
+  } else if (!existsSync(f.intermediate)) {
+    await generateCa(src.dataDir, src.organization, now);
+    generated = true;
+  }
+  const rootPem = readFileSync(f.root, 'utf8');
+  const key = await signingKeyFromPem(readFileSync(f.intermediateKey, 'utf8'));
+  const chainPem = existsSync(f.chain) ? readFileSync(f.chain, 'utf8') : readFileSync(f.intermediate, 'utf8');
+  const certPem = readFileSync(f.intermediate, 'utf8');
+  checkIntermediate(certPem, key, [chainPem], rootPem, now);
+  const certDer = pemCertificates(certPem)[0];
+  const cert = parseCertificate(certDer);
+  return {
+    rootPem, rootPath: f.root, generated,
+    issuer: { certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, chainPem, notAfter: cert.notAfter.value },
+  };
+}

@@ -1,0 +1,76 @@
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import './crypto-engine.js';
+import { bytesToIp, OID } from './certificate-builder.js';
+
+export class CsrError extends Error {}
+
+export interface ParsedCsr {
+  spkiDer: Uint8Array;
+  commonName: string | null;
+  dnsNames: string[];
+  ipAddresses: string[];
+  uris: string[];
+  signatureAlgorithm: string;
+}
+
+// Signature algorithms whose hash is broken: a CSR signed with them proves nothing.
+const WEAK_SIGNATURES: Record<string, string> = {
+  '1.2.840.113549.1.1.4': 'md5WithRSAEncryption',
+  '1.2.840.113549.1.1.5': 'sha1WithRSAEncryption',
+  '1.2.840.10045.4.1': 'ecdsa-with-SHA1',
+  '1.2.840.10040.4.3': 'dsa-with-sha1',
+};
+
+function attributeExtensions(csr: pkijs.CertificationRequest): pkijs.Extension[] {
+  const attr = csr.attributes?.find((a) => a.type === OID.extensionRequest);
+  if (!attr || attr.values.length === 0) return [];
+  return new pkijs.Extensions({ schema: attr.values[0] }).extensions;
+}
+
+/** Parses a DER CSR and checks its self-signature; throws CsrError with a reason a person can act on. */
+export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
+  let csr: pkijs.CertificationRequest;
+  try {
+    csr = pkijs.CertificationRequest.fromBER(new Uint8Array(der));
+  } catch (e) {
+    throw new CsrError(`the CSR is not a valid DER PKCS#10 request: ${(e as Error).message}`);
+  }
+  const sigAlg = csr.signatureAlgorithm.algorithmId;
+  if (WEAK_SIGNATURES[sigAlg]) throw new CsrError(`the CSR is signed with ${WEAK_SIGNATURES[sigAlg]}; sign it with SHA-256 or better`);
+  let valid = false;
+  try {
+    valid = await csr.verify();
+  } catch (e) {
+    throw new CsrError(`the CSR signature cannot be checked: ${(e as Error).message}`);
+  }
+  if (!valid) throw new CsrError('the CSR signature is invalid: it was not signed by the key it contains');
+
+  let commonName: string | null = null;
+  for (const tv of csr.subject.typesAndValues) {
+    if (tv.type === OID.commonName) commonName = String(tv.value.valueBlock.value);
+  }
+  const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
+  const uris: string[] = [];
+  let exts: pkijs.Extension[];
+  try {
+    exts = attributeExtensions(csr);
+  } catch (e) {
+    throw new CsrError(`the CSR's extension request cannot be parsed: ${(e as Error).message}`);
+  }
+  for (const ext of exts) {
+    if (ext.extnID !== OID.subjectAltName) continue;
+    const parsed = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView);
+    if (parsed.offset === -1) throw new CsrError('the CSR\'s subjectAltName extension is not valid DER');
+    const gns = new pkijs.GeneralNames({ schema: parsed.result });
+    for (const gn of gns.names) {
+      if (gn.type === 2) dnsNames.push(String(gn.value).toLowerCase());
+      else if (gn.type === 7) ipAddresses.push(bytesToIp(new Uint8Array((gn.value as asn1js.OctetString).valueBlock.valueHexView)));
+      else if (gn.type === 6) uris.push(String(gn.value));
+      else throw new CsrError(`the CSR requests an unsupported subjectAltName of type ${gn.type}; only DNS names, IP addresses and URIs are issued`);
+    }
+  }
+  const spkiDer = new Uint8Array(csr.subjectPublicKeyInfo.toSchema().toBER(false));
+  return { spkiDer, commonName, dnsNames, ipAddresses, uris, signatureAlgorithm: sigAlg };
+}

@@ -1,0 +1,258 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+// One schema is the source of the configuration's keys, environment variables, defaults,
+// validation and the README reference table (see test/config.test.ts, which checks the README).
+
+type Kind = 'string' | 'url' | 'port' | 'hostport' | 'duration' | 'boolean' | 'integer' | 'path' | 'level' | 'stringList';
+
+interface Field {
+  key: string;
+  env?: string;
+  kind: Kind;
+  default: string | number | boolean | string[] | null;
+  description: string;
+  min?: number;
+  max?: number;
+}
+
+export const CONFIG_FIELDS: readonly Field[] = [
+  { key: 'dataDir', env: 'ACME_CA_DATA_DIR', kind: 'path', default: './data', description: 'Folder for the database, CA keys and certificates (created 0700).' },
+  { key: 'listen', env: 'ACME_CA_LISTEN', kind: 'url', default: 'https://localhost:14000', description: 'HTTPS address the ACME server listens on (https://host:port).' },
+  { key: 'externalUrl', env: 'ACME_CA_EXTERNAL_URL', kind: 'url', default: null, description: 'Base URL clients use to reach the server, when it differs from `listen` (e.g. behind a load balancer).' },
+  { key: 'logLevel', env: 'ACME_CA_LOG_LEVEL', kind: 'level', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
+  { key: 'serverNames', env: 'ACME_CA_SERVER_NAMES', kind: 'stringList', default: [], description: 'Extra DNS names or IPs for the server\'s own HTTPS certificate (comma-separated in the environment).' },
+  { key: 'acme.termsOfService', env: 'ACME_CA_TERMS_OF_SERVICE', kind: 'url', default: null, description: 'URL of the terms of service; when set, new accounts must agree to them.' },
+  { key: 'acme.website', env: 'ACME_CA_WEBSITE', kind: 'url', default: null, description: 'URL shown as `meta.website` in the directory.' },
+  { key: 'acme.externalAccountRequired', env: 'ACME_CA_EAB_REQUIRED', kind: 'boolean', default: false, description: 'Advertise and require External Account Binding on newAccount.' },
+  { key: 'acme.nonceLifetime', kind: 'duration', default: '1h', description: 'How long an unused nonce stays valid.' },
+  { key: 'acme.orderLifetime', kind: 'duration', default: '24h', description: 'How long a pending order and its authorizations stay valid.' },
+  { key: 'acme.ordersPageSize', kind: 'integer', default: 100, min: 1, max: 1000, description: 'Orders per page in an account\'s orders list.' },
+  { key: 'acme.maxBodyBytes', kind: 'integer', default: 65536, min: 1024, max: 1048576, description: 'Largest accepted request body.' },
+  { key: 'acme.retryAfterSeconds', kind: 'integer', default: 1, min: 1, max: 60, description: '`Retry-After` on pending authorizations and processing orders.' },
+  { key: 'certificates.validity', env: 'ACME_CA_CERT_VALIDITY', kind: 'duration', default: '24h', description: 'Lifetime of issued certificates.' },
+  { key: 'certificates.backdate', kind: 'duration', default: '1m', description: 'How far notBefore is set in the past, to absorb clock skew.' },
+  { key: 'validation.http01Port', env: 'ACME_CA_HTTP01_PORT', kind: 'port', default: 80, description: 'Port the CA connects to for http-01.' },
+  { key: 'validation.tlsAlpn01Port', env: 'ACME_CA_TLSALPN01_PORT', kind: 'port', default: 443, description: 'Port the CA connects to for tls-alpn-01.' },
+  { key: 'validation.dnsResolver', env: 'ACME_CA_DNS_RESOLVER', kind: 'hostport', default: null, description: 'DNS server (host:port) for dns-01 TXT lookups and for resolving names to validate; system resolver when unset.' },
+  { key: 'validation.timeout', kind: 'duration', default: '5s', description: 'Timeout of one validation attempt.' },
+  { key: 'validation.attempts', kind: 'integer', default: 3, min: 1, max: 10, description: 'Attempts per challenge before it is marked invalid.' },
+  { key: 'validation.retryDelay', kind: 'duration', default: '1s', description: 'Delay between validation attempts.' },
+  { key: 'ca.organization', kind: 'string', default: 'ACME CA', description: 'Organization name in generated CA certificates.' },
+  { key: 'ca.intermediateCert', env: 'ACME_CA_INTERMEDIATE_CERT', kind: 'path', default: null, description: 'PEM of an existing intermediate certificate to use instead of generating a CA; its chain up to the root may follow it.' },
+  { key: 'ca.intermediateKey', env: 'ACME_CA_INTERMEDIATE_KEY', kind: 'path', default: null, description: 'PEM (PKCS#8) private key of `ca.intermediateCert`.' },
+  { key: 'ca.rootCert', env: 'ACME_CA_ROOT_CERT', kind: 'path', default: null, description: 'PEM of the root that signed `ca.intermediateCert` (written to `<dataDir>/root.pem`).' },
+];
+
+export interface Config {
+  dataDir: string;
+  listen: URL;
+  externalUrl: URL;
+  logLevel: string;
+  serverNames: string[];
+  acme: {
+    termsOfService: string | null;
+    website: string | null;
+    externalAccountRequired: boolean;
+    nonceLifetimeMs: number;
+    orderLifetimeMs: number;
+    ordersPageSize: number;
+    maxBodyBytes: number;
+    retryAfterSeconds: number;
+  };
+  certificates: { validityMs: number; backdateMs: number };
+  validation: {
+    http01Port: number;
+    tlsAlpn01Port: number;
+    dnsResolver: string | null;
+    timeoutMs: number;
+    attempts: number;
+    retryDelayMs: number;
+  };
+  ca: {
+    organization: string;
+    intermediateCert: string | null;
+    intermediateKey: string | null;
+    rootCert: string | null;
+  };
+  /** Where the configuration file was read from, if any. */
+  configFile: string | null;
+}
+
+export class ConfigError extends Error {}
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+export function parseDuration(v: string | number): number | null {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v * 1000 : null;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  let total = 0;
+  let rest = v.trim();
+  if (rest === '') return null;
+  // Accepts compound forms such as "1h30m" as well as "24h".
+  while (rest.length > 0) {
+    const m = /^(\d+)(ms|s|m|h|d)/.exec(rest);
+    if (!m) return null;
+    total += Number(m[1]) * UNIT_MS[m[2]];
+    rest = rest.slice(m[0].length);
+  }
+  return total;
+}
+
+type Raw = string | number | boolean | string[] | null;
+
+function coerce(field: Field, value: unknown, source: string): Raw {
+  const where = `${field.key} (from ${source})`;
+  const fail = (what: string): never => {
+    throw new ConfigError(`invalid configuration: ${where} = ${JSON.stringify(value)}: ${what}`);
+  };
+  if (value === null) return null;
+  switch (field.kind) {
+    case 'string':
+    case 'path':
+      if (typeof value !== 'string' || value.length === 0) fail('expected a non-empty string');
+      return value as string;
+    case 'level':
+      if (typeof value !== 'string' || !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(value)) fail('expected one of fatal, error, warn, info, debug, trace, silent');
+      return value as string;
+    case 'url': {
+      if (typeof value !== 'string') fail('expected a URL');
+      let u: URL | null = null;
+      try { u = new URL(value as string); } catch { fail('not a valid URL'); }
+      if (field.key === 'listen' && u!.protocol !== 'https:') fail('must be an https:// URL (ACME requires TLS)');
+      if (u!.protocol !== 'https:' && u!.protocol !== 'http:') fail('must be an http(s) URL');
+      return value as string;
+    }
+    case 'port': {
+      const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!Number.isInteger(n) || n < 1 || n > 65535) fail('expected a port number 1-65535');
+      return n;
+    }
+    case 'integer': {
+      const n = typeof value === 'number' ? value : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : NaN;
+      if (!Number.isInteger(n)) fail('expected an integer');
+      if (field.min !== undefined && n < field.min) fail(`must be at least ${field.min}`);
+      if (field.max !== undefined && n > field.max) fail(`must be at most ${field.max}`);
+      return n;
+    }
+    case 'boolean':
+      if (typeof value === 'boolean') return value;
+      if (value === 'true' || value === '1') return true;
+      if (value === 'false' || value === '0') return false;
+      return fail('expected true or false');
+    case 'duration':
+      if ((typeof value !== 'string' && typeof value !== 'number') || parseDuration(value) === null) fail('expected a duration such as 90s, 15m, 24h or 7d');
+      return value as string;
+    case 'hostport': {
+      if (typeof value !== 'string') fail('expected host:port');
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(value as string);
+      if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) fail('expected host:port, e.g. 127.0.0.1:53 or [::1]:53');
+      return value as string;
+    }
+    case 'stringList':
+      if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+      if (Array.isArray(value) && value.every((x) => typeof x === 'string')) return value as string[];
+      return fail('expected a list of strings');
+  }
+}
+
+function lookup(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !(part in cur)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function unknownKeys(obj: unknown, prefix = ''): string[] {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [];
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(obj as Record<string, unknown>)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (CONFIG_FIELDS.some((f) => f.key === key)) continue;
+    if (CONFIG_FIELDS.some((f) => f.key.startsWith(`${key}.`))) out.push(...unknownKeys(v, key));
+    else out.push(key);
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const configFile = env.ACME_CA_CONFIG ? resolve(cwd, env.ACME_CA_CONFIG) : null;
+  let fileValues: unknown = {};
+  if (configFile) {
+    let text: string;
+    try { text = readFileSync(configFile, 'utf8'); } catch (e) {
+      throw new ConfigError(`cannot read configuration file ${configFile} (ACME_CA_CONFIG): ${(e as Error).message}`);
+    }
+    try { fileValues = parseYaml(text) ?? {}; } catch (e) {
+      throw new ConfigError(`configuration file ${configFile} is not valid YAML: ${(e as Error).message}`);
+    }
+    if (typeof fileValues !== 'object' || Array.isArray(fileValues)) throw new ConfigError(`configuration file ${configFile} must hold a mapping of keys`);
+    const unknown = unknownKeys(fileValues);
+    if (unknown.length > 0) throw new ConfigError(`configuration file ${configFile}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; see the configuration reference in README.md`);
+  }
+  const values = new Map<string, Raw>();
+  for (const f of CONFIG_FIELDS) {
+    let v: Raw = f.default;
+    const fromFile = lookup(fileValues, f.key);
+    if (fromFile !== undefined) v = coerce(f, fromFile, `file ${configFile}`);
+    if (f.env && env[f.env] !== undefined && env[f.env] !== '') v = coerce(f, env[f.env], `environment ${f.env}`);
+    values.set(f.key, v);
+  }
+  const s = (k: string): string => values.get(k) as string;
+  const sn = (k: string): string | null => (values.get(k) as string | null) ?? null;
+  const n = (k: string): number => values.get(k) as number;
+  const d = (k: string): number => parseDuration(values.get(k) as string | number)!;
+  const listen = new URL(s('listen'));
+  const external = sn('externalUrl');
+  const ca = {
+    organization: s('ca.organization'),
+    intermediateCert: sn('ca.intermediateCert') ? resolve(cwd, s('ca.intermediateCert')) : null,
+    intermediateKey: sn('ca.intermediateKey') ? resolve(cwd, s('ca.intermediateKey')) : null,
+    rootCert: sn('ca.rootCert') ? resolve(cwd, s('ca.rootCert')) : null,
+  };
+  if ((ca.intermediateCert === null) !== (ca.intermediateKey === null)) {
+    throw new ConfigError('invalid configuration: ca.intermediateCert and ca.intermediateKey must be set together');
+  }
+  if (d('certificates.validity') < 60_000) throw new ConfigError('invalid configuration: certificates.validity must be at least 1m');
+  return {
+    dataDir: resolve(cwd, s('dataDir')),
+    listen,
+    externalUrl: external ? new URL(external) : listen,
+    logLevel: s('logLevel'),
+    serverNames: values.get('serverNames') as string[],
+    acme: {
+      termsOfService: sn('acme.termsOfService'),
+      website: sn('acme.website'),
+      externalAccountRequired: values.get('acme.externalAccountRequired') as boolean,
+      nonceLifetimeMs: d('acme.nonceLifetime'),
+      orderLifetimeMs: d('acme.orderLifetime'),
+      ordersPageSize: n('acme.ordersPageSize'),
+      maxBodyBytes: n('acme.maxBodyBytes'),
+      retryAfterSeconds: n('acme.retryAfterSeconds'),
+    },
+    certificates: { validityMs: d('certificates.validity'), backdateMs: d('certificates.backdate') },
+    validation: {
+      http01Port: n('validation.http01Port'),
+      tlsAlpn01Port: n('validation.tlsAlpn01Port'),
+      dnsResolver: sn('validation.dnsResolver'),
+      timeoutMs: d('validation.timeout'),
+      attempts: n('validation.attempts'),
+      retryDelayMs: d('validation.retryDelay'),
+    },
+    ca,
+    configFile,
+  };
+}
+
+/** Markdown table for the README, generated from the schema. */
+export function configReferenceMarkdown(): string {
+  const rows = CONFIG_FIELDS.map((f) => {
+    const def = f.default === null ? '—' : Array.isArray(f.default) ? (f.default.length ? f.default.join(',') : '—') : String(f.default);
+    return `| \`${f.key}\` | ${f.env ? `\`${f.env}\`` : '—'} | \`${def}\` | ${f.description} |`;
+  });
+  return ['| key | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
+}

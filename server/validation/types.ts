@@ -1,0 +1,20 @@
+import type { ChallengeType, Identifier, ProblemRecord } from '../../storage/types.js';
+
+export interface ValidationInput {
+  type: ChallengeType;
+  identifier: Identifier;
+  token: string;
+  /** token "." base64url(JWK thumbprint) (RFC 8555 §8.1). */
+  keyAuthorization: string;
+}
+
+export type ValidationResult = { valid: true } | { valid: false; problem: ProblemRecord };
+
+/** One challenge type; each validator is small and knows nothing of storage. */
+export interface Validator {
+  validate(input: ValidationInput): Promise<ValidationResult>;
+}
+
+export const fail = (type: string, detail: string, identifier: Identifier): ValidationResult => ({
+  valid: false, problem: { type: `urn:ietf:params:acme:error:${type}`, detail, identifier },
+});

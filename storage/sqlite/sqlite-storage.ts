@@ -1,0 +1,269 @@
+import Database from 'better-sqlite3';
+import type {
+  AccountRecord, AccountStatus, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
+  ChallengeStatus, Identifier, NewOrderInput, OrderRecord, OrderStatus, Page, ProblemRecord, Storage,
+} from '../types.js';
+import { MIGRATIONS } from './migrations.js';
+
+type Row = Record<string, unknown>;
+
+const str = (v: unknown): string => String(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const json = <T>(v: unknown): T => JSON.parse(String(v)) as T;
+const jsonOrNull = <T>(v: unknown): T | null => (v === null || v === undefined ? null : json<T>(v));
+const bytesOrNull = (v: unknown): Uint8Array | null => (v instanceof Uint8Array ? new Uint8Array(v) : null);
+
+function toAccount(r: Row): AccountRecord {
+  return {
+    id: str(r.id), status: str(r.status) as AccountStatus, jwk: str(r.jwk), thumbprint: str(r.thumbprint),
+    contact: json<string[]>(r.contact), termsOfServiceAgreed: Number(r.tos_agreed) === 1, createdAt: Number(r.created_at),
+  };
+}
+function toOrder(r: Row): OrderRecord {
+  return {
+    id: str(r.id), accountId: str(r.account_id), status: str(r.status) as OrderStatus,
+    identifiers: json<Identifier[]>(r.identifiers), notBefore: numOrNull(r.not_before), notAfter: numOrNull(r.not_after),
+    expires: Number(r.expires), error: jsonOrNull<ProblemRecord>(r.error), csr: bytesOrNull(r.csr),
+    certificateId: r.certificate_id === null ? null : str(r.certificate_id), createdAt: Number(r.created_at),
+  };
+}
+function toAuthz(r: Row): AuthzRecord {
+  return {
+    id: str(r.id), orderId: str(r.order_id), accountId: str(r.account_id),
+    identifier: { type: str(r.identifier_type) as Identifier['type'], value: str(r.identifier_value) },
+    wildcard: Number(r.wildcard) === 1, status: str(r.status) as AuthzStatus, expires: Number(r.expires),
+  };
+}
+function toChallenge(r: Row): ChallengeRecord {
+  return {
+    id: str(r.id), authzId: str(r.authz_id), type: str(r.type) as ChallengeRecord['type'], token: str(r.token),
+    status: str(r.status) as ChallengeStatus, validatedAt: numOrNull(r.validated_at),
+    error: jsonOrNull<ProblemRecord>(r.error), attempts: Number(r.attempts),
+  };
+}
+function toCertificate(r: Row): CertificateRecord {
+  return {
+    id: str(r.id), serial: str(r.serial), accountId: str(r.account_id), orderId: str(r.order_id),
+    der: new Uint8Array(r.der as Uint8Array), chainPem: str(r.chain_pem), spkiSha256: str(r.spki_sha256),
+    notBefore: Number(r.not_before), notAfter: Number(r.not_after), status: str(r.status) as CertificateRecord['status'],
+    revokedAt: numOrNull(r.revoked_at), revocationReason: numOrNull(r.revocation_reason), createdAt: Number(r.created_at),
+  };
+}
+
+const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
+
+export interface SqliteOptions {
+  /** 'FULL' survives power loss; 'NORMAL' (WAL) survives process crashes. Default FULL. */
+  synchronous?: 'FULL' | 'NORMAL';
+}
+
+export class SqliteStorage implements Storage {
+  readonly db: Database.Database;
+  private readonly stmts = new Map<string, Database.Statement>();
+
+  constructor(readonly file: string, opts: SqliteOptions = {}) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+  }
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.stmts.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.stmts.set(sql, s);
+    }
+    return s;
+  }
+  private get<T>(sql: string, map: (r: Row) => T, ...params: unknown[]): T | null {
+    const r = this.stmt(sql).get(...params) as Row | undefined;
+    return r ? map(r) : null;
+  }
+  private all<T>(sql: string, map: (r: Row) => T, ...params: unknown[]): T[] {
+    return (this.stmt(sql).all(...params) as Row[]).map(map);
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set((this.db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => Number(r.version)));
+    for (const m of MIGRATIONS) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async ping(): Promise<void> {
+    this.db.transaction(() => {
+      this.db.exec('CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)');
+      this.db.prepare('INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)').run(Date.now());
+    })();
+  }
+
+  async createNonce(value: string, expiresAt: number): Promise<void> {
+    this.stmt('INSERT INTO nonces (value, expires_at) VALUES (?, ?)').run(value, expiresAt);
+  }
+  async consumeNonce(value: string, now: number): Promise<boolean> {
+    return this.stmt('DELETE FROM nonces WHERE value = ? AND expires_at > ?').run(value, now).changes === 1;
+  }
+  async purgeExpiredNonces(now: number): Promise<number> {
+    return this.stmt('DELETE FROM nonces WHERE expires_at <= ?').run(now).changes;
+  }
+
+  async createAccount(a: AccountRecord): Promise<void> {
+    this.stmt('INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, created_at) VALUES (?,?,?,?,?,?,?)')
+      .run(a.id, a.status, a.jwk, a.thumbprint, JSON.stringify(a.contact), a.termsOfServiceAgreed ? 1 : 0, a.createdAt);
+  }
+  async getAccount(id: string): Promise<AccountRecord | null> {
+    return this.get('SELECT * FROM accounts WHERE id = ?', toAccount, id);
+  }
+  async getAccountByThumbprint(thumbprint: string): Promise<AccountRecord | null> {
+    return this.get('SELECT * FROM accounts WHERE thumbprint = ?', toAccount, thumbprint);
+  }
+  async updateAccount(id: string, changes: { status?: AccountStatus; contact?: string[] }): Promise<AccountRecord> {
+    this.db.transaction(() => {
+      if (changes.status) this.stmt('UPDATE accounts SET status = ? WHERE id = ?').run(changes.status, id);
+      if (changes.contact) this.stmt('UPDATE accounts SET contact = ? WHERE id = ?').run(JSON.stringify(changes.contact), id);
+      if (changes.status === 'deactivated') {
+        // RFC 8555 §7.3.6: the server should cancel pending authorizations of a deactivated account.
+        this.stmt("UPDATE authorizations SET status = 'deactivated' WHERE account_id = ? AND status = 'pending'").run(id);
+      }
+    })();
+    const a = await this.getAccount(id);
+    if (!a) throw new Error(`account ${id} vanished during update`);
+    return a;
+  }
+  async changeAccountKey(id: string, oldThumbprint: string, newJwk: string, newThumbprint: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      const taken = this.stmt('SELECT id FROM accounts WHERE thumbprint = ?').get(newThumbprint);
+      if (taken) return false;
+      return this.stmt('UPDATE accounts SET jwk = ?, thumbprint = ? WHERE id = ? AND thumbprint = ?')
+        .run(newJwk, newThumbprint, id, oldThumbprint).changes === 1;
+    })();
+  }
+
+  async createOrder(input: NewOrderInput): Promise<void> {
+    const o = input.order;
+    this.db.transaction(() => {
+      this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at) VALUES (?,?,?,?,?,?,?,?)')
+        .run(o.id, o.accountId, o.status, JSON.stringify(o.identifiers), o.notBefore, o.notAfter, o.expires, o.createdAt);
+      for (const { authz: z, challenges } of input.authorizations) {
+        this.stmt('INSERT INTO authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires) VALUES (?,?,?,?,?,?,?,?)')
+          .run(z.id, z.orderId, z.accountId, z.identifier.type, z.identifier.value, z.wildcard ? 1 : 0, z.status, z.expires);
+        for (const c of challenges) {
+          this.stmt('INSERT INTO challenges (id, authz_id, type, token, status, attempts) VALUES (?,?,?,?,?,0)').run(c.id, c.authzId, c.type, c.token, c.status);
+        }
+      }
+    })();
+  }
+  async getOrder(id: string): Promise<OrderRecord | null> {
+    return this.get('SELECT * FROM orders WHERE id = ?', toOrder, id);
+  }
+  async listOrderIds(accountId: string, cursor: string | null, limit: number): Promise<Page<string>> {
+    const after = cursor === null ? 0 : Number.parseInt(cursor, 10);
+    const rows = this.stmt('SELECT seq, id FROM orders WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?')
+      .all(accountId, Number.isFinite(after) ? after : 0, limit + 1) as Row[];
+    const more = rows.length > limit;
+    const page = rows.slice(0, limit);
+    return { items: page.map((r) => str(r.id)), next: more ? String(page[page.length - 1].seq) : null };
+  }
+  async transitionOrder(id: string, from: OrderStatus[], to: OrderStatus, changes: { error?: ProblemRecord | null; csr?: Uint8Array | null } = {}): Promise<boolean> {
+    const sets = ['status = ?'];
+    const params: unknown[] = [to];
+    if (changes.error !== undefined) { sets.push('error = ?'); params.push(changes.error ? JSON.stringify(changes.error) : null); }
+    if (changes.csr !== undefined) { sets.push('csr = ?'); params.push(changes.csr ? Buffer.from(changes.csr) : null); }
+    const sql = `UPDATE orders SET ${sets.join(', ')} WHERE id = ? AND status IN (${placeholders(from.length)})`;
+    return this.db.prepare(sql).run(...params, id, ...from).changes === 1;
+  }
+  async listOrdersByStatus(status: OrderStatus, limit: number): Promise<OrderRecord[]> {
+    return this.all('SELECT * FROM orders WHERE status = ? ORDER BY seq LIMIT ?', toOrder, status, limit);
+  }
+
+  async getAuthz(id: string): Promise<AuthzRecord | null> {
+    return this.get('SELECT * FROM authorizations WHERE id = ?', toAuthz, id);
+  }
+  async listAuthzByOrder(orderId: string): Promise<AuthzRecord[]> {
+    return this.all('SELECT * FROM authorizations WHERE order_id = ? ORDER BY rowid', toAuthz, orderId);
+  }
+  async updateAuthzStatus(id: string, from: AuthzStatus[], to: AuthzStatus): Promise<boolean> {
+    return this.db.transaction(() => {
+      const ok = this.db.prepare(`UPDATE authorizations SET status = ? WHERE id = ? AND status IN (${placeholders(from.length)})`)
+        .run(to, id, ...from).changes === 1;
+      if (ok && to !== 'valid') this.invalidateOrderOfAuthz(id);
+      return ok;
+    })();
+  }
+
+  // An order whose authorization can no longer become valid is invalid (RFC 8555 §7.1.6).
+  private invalidateOrderOfAuthz(authzId: string): void {
+    this.stmt("UPDATE orders SET status = 'invalid' WHERE id = (SELECT order_id FROM authorizations WHERE id = ?) AND status IN ('pending','ready')").run(authzId);
+  }
+
+  async getChallenge(id: string): Promise<ChallengeRecord | null> {
+    return this.get('SELECT * FROM challenges WHERE id = ?', toChallenge, id);
+  }
+  async listChallengesByAuthz(authzId: string): Promise<ChallengeRecord[]> {
+    return this.all('SELECT * FROM challenges WHERE authz_id = ? ORDER BY rowid', toChallenge, authzId);
+  }
+  async listChallengesByStatus(status: ChallengeStatus, limit: number): Promise<ChallengeRecord[]> {
+    return this.all('SELECT * FROM challenges WHERE status = ? LIMIT ?', toChallenge, status, limit);
+  }
+  async transitionChallenge(id: string, from: ChallengeStatus[], to: ChallengeStatus, changes: { error?: ProblemRecord | null; validatedAt?: number | null; attempts?: number } = {}): Promise<boolean> {
+    const sets = ['status = ?'];
+    const params: unknown[] = [to];
+    if (changes.error !== undefined) { sets.push('error = ?'); params.push(changes.error ? JSON.stringify(changes.error) : null); }
+    if (changes.validatedAt !== undefined) { sets.push('validated_at = ?'); params.push(changes.validatedAt); }
+    if (changes.attempts !== undefined) { sets.push('attempts = ?'); params.push(changes.attempts); }
+    const sql = `UPDATE challenges SET ${sets.join(', ')} WHERE id = ? AND status IN (${placeholders(from.length)})`;
+    return this.db.prepare(sql).run(...params, id, ...from).changes === 1;
+  }
+  async completeChallenge(r: { challengeId: string; valid: boolean; error: ProblemRecord | null; at: number }): Promise<void> {
+    this.db.transaction(() => {
+      const changed = this.stmt("UPDATE challenges SET status = ?, error = ?, validated_at = ? WHERE id = ? AND status = 'processing'")
+        .run(r.valid ? 'valid' : 'invalid', r.error ? JSON.stringify(r.error) : null, r.valid ? r.at : null, r.challengeId).changes;
+      if (changed !== 1) return;
+      const ch = this.stmt('SELECT authz_id FROM challenges WHERE id = ?').get(r.challengeId) as Row;
+      const authzId = str(ch.authz_id);
+      const authzChanged = this.stmt("UPDATE authorizations SET status = ? WHERE id = ? AND status = 'pending'")
+        .run(r.valid ? 'valid' : 'invalid', authzId).changes;
+      if (authzChanged !== 1) return;
+      if (!r.valid) {
+        this.invalidateOrderOfAuthz(authzId);
+        return;
+      }
+      // The order becomes ready once every one of its authorizations is valid.
+      this.stmt(`UPDATE orders SET status = 'ready'
+        WHERE id = (SELECT order_id FROM authorizations WHERE id = ?) AND status = 'pending'
+          AND NOT EXISTS (SELECT 1 FROM authorizations a WHERE a.order_id = orders.id AND a.status <> 'valid')`).run(authzId);
+    })();
+  }
+
+  async issueCertificate(c: CertificateRecord): Promise<void> {
+    this.db.transaction(() => {
+      const moved = this.stmt("UPDATE orders SET status = 'valid', certificate_id = ?, csr = NULL WHERE id = ? AND status = 'processing'")
+        .run(c.id, c.orderId).changes;
+      if (moved !== 1) throw new Error(`order ${c.orderId} is not processing; certificate not stored`);
+      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
+        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt);
+    })();
+  }
+  async getCertificate(id: string): Promise<CertificateRecord | null> {
+    return this.get('SELECT * FROM certificates WHERE id = ?', toCertificate, id);
+  }
+  async getCertificateBySerial(serial: string): Promise<CertificateRecord | null> {
+    return this.get('SELECT * FROM certificates WHERE serial = ?', toCertificate, serial);
+  }
+  async revokeCertificate(id: string, reason: number, at: number): Promise<boolean> {
+    return this.stmt("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE id = ? AND status = 'valid'")
+      .run(at, reason, id).changes === 1;
+  }
+}

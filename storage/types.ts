@@ -1,0 +1,149 @@
+// The one storage interface the server uses. Every backend (SQLite today, PostgreSQL for several
+// replicas) implements it; methods are async even where the backend is synchronous so that a
+// networked backend slots in without touching server/.
+
+export type IdentifierType = 'dns' | 'ip';
+export interface Identifier {
+  type: IdentifierType;
+  value: string;
+}
+
+export interface ProblemRecord {
+  type: string;
+  detail: string;
+  status?: number;
+  identifier?: Identifier;
+  subproblems?: ProblemRecord[];
+}
+
+export type AccountStatus = 'valid' | 'deactivated' | 'revoked';
+export interface AccountRecord {
+  id: string;
+  status: AccountStatus;
+  /** Public JWK as JSON (never a private key). */
+  jwk: string;
+  /** RFC 7638 thumbprint of jwk, unique across accounts. */
+  thumbprint: string;
+  contact: string[];
+  termsOfServiceAgreed: boolean;
+  createdAt: number;
+}
+
+export type OrderStatus = 'pending' | 'ready' | 'processing' | 'valid' | 'invalid';
+export interface OrderRecord {
+  id: string;
+  accountId: string;
+  status: OrderStatus;
+  identifiers: Identifier[];
+  notBefore: number | null;
+  notAfter: number | null;
+  expires: number;
+  error: ProblemRecord | null;
+  /** DER CSR kept while the order is processing, so a restart can finish the issuance. */
+  csr: Uint8Array | null;
+  certificateId: string | null;
+  createdAt: number;
+}
+
+export type AuthzStatus = 'pending' | 'valid' | 'invalid' | 'deactivated' | 'expired' | 'revoked';
+export interface AuthzRecord {
+  id: string;
+  orderId: string;
+  accountId: string;
+  identifier: Identifier;
+  wildcard: boolean;
+  status: AuthzStatus;
+  expires: number;
+}
+
+export type ChallengeType = 'http-01' | 'dns-01' | 'tls-alpn-01';
+export type ChallengeStatus = 'pending' | 'processing' | 'valid' | 'invalid';
+export interface ChallengeRecord {
+  id: string;
+  authzId: string;
+  type: ChallengeType;
+  token: string;
+  status: ChallengeStatus;
+  validatedAt: number | null;
+  error: ProblemRecord | null;
+  attempts: number;
+}
+
+export type CertificateStatus = 'valid' | 'revoked';
+export interface CertificateRecord {
+  id: string;
+  /** Lower-case hex, no leading zero padding beyond the DER integer's bytes. */
+  serial: string;
+  accountId: string;
+  orderId: string;
+  der: Uint8Array;
+  /** PEM of the issuing chain that follows the leaf (intermediate first). */
+  chainPem: string;
+  /** SHA-256 of the subject public key info, hex; used for revocation by key. */
+  spkiSha256: string;
+  notBefore: number;
+  notAfter: number;
+  status: CertificateStatus;
+  revokedAt: number | null;
+  revocationReason: number | null;
+  createdAt: number;
+}
+
+export interface NewOrderInput {
+  order: Omit<OrderRecord, 'csr' | 'certificateId' | 'error'>;
+  authorizations: Array<{ authz: AuthzRecord; challenges: ChallengeRecord[] }>;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page, or null at the end. */
+  next: string | null;
+}
+
+export interface Storage {
+  /** Runs migrations; idempotent. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+  /** A cheap write+read to prove the store is usable. */
+  ping(): Promise<void>;
+
+  // Nonces live in the store so that any replica sharing it can redeem them.
+  createNonce(value: string, expiresAt: number): Promise<void>;
+  /** Deletes the nonce; true only if it existed and had not expired. */
+  consumeNonce(value: string, now: number): Promise<boolean>;
+  purgeExpiredNonces(now: number): Promise<number>;
+
+  createAccount(account: AccountRecord): Promise<void>;
+  getAccount(id: string): Promise<AccountRecord | null>;
+  getAccountByThumbprint(thumbprint: string): Promise<AccountRecord | null>;
+  updateAccount(id: string, changes: { status?: AccountStatus; contact?: string[] }): Promise<AccountRecord>;
+  /** Key rollover: fails (returns false) if another account already holds newThumbprint. */
+  changeAccountKey(id: string, oldThumbprint: string, newJwk: string, newThumbprint: string): Promise<boolean>;
+
+  createOrder(input: NewOrderInput): Promise<void>;
+  getOrder(id: string): Promise<OrderRecord | null>;
+  listOrderIds(accountId: string, cursor: string | null, limit: number): Promise<Page<string>>;
+  /** Compare-and-set on status so that concurrent requests cannot both move an order. */
+  transitionOrder(id: string, from: OrderStatus[], to: OrderStatus, changes?: { error?: ProblemRecord | null; csr?: Uint8Array | null }): Promise<boolean>;
+  listOrdersByStatus(status: OrderStatus, limit: number): Promise<OrderRecord[]>;
+
+  getAuthz(id: string): Promise<AuthzRecord | null>;
+  listAuthzByOrder(orderId: string): Promise<AuthzRecord[]>;
+  updateAuthzStatus(id: string, from: AuthzStatus[], to: AuthzStatus): Promise<boolean>;
+
+  getChallenge(id: string): Promise<ChallengeRecord | null>;
+  listChallengesByAuthz(authzId: string): Promise<ChallengeRecord[]>;
+  listChallengesByStatus(status: ChallengeStatus, limit: number): Promise<ChallengeRecord[]>;
+  transitionChallenge(id: string, from: ChallengeStatus[], to: ChallengeStatus, changes?: { error?: ProblemRecord | null; validatedAt?: number | null; attempts?: number }): Promise<boolean>;
+  /**
+   * Records a challenge's final result together with its authorization's and, where it follows,
+   * its order's status, in one transaction.
+   */
+  completeChallenge(result: { challengeId: string; valid: boolean; error: ProblemRecord | null; at: number }): Promise<void>;
+
+  /** Stores the certificate and moves the order from processing to valid atomically. */
+  issueCertificate(cert: CertificateRecord): Promise<void>;
+  getCertificate(id: string): Promise<CertificateRecord | null>;
+  getCertificateBySerial(serial: string): Promise<CertificateRecord | null>;
+  revokeCertificate(id: string, reason: number, at: number): Promise<boolean>;
+}
