@@ -8,6 +8,7 @@ import {
   certbotDnsManual,
   certbotRenew,
   certbotRevoke,
+  ClientError,
   type CertbotLineage,
 } from './support/acme-clients.js';
 import { assertIssuedFor, leafSerial, readLeaf } from './support/openssl.js';
@@ -122,7 +123,8 @@ test('a second revoke of the same certificate fails with alreadyRevoked', { time
   await assert.rejects(
     certbotRevoke({ ca, workDir, certPath: lineage.certPath, keyPath: lineage.keyPath, reason: 'keycompromise', timeoutMs: CLIENT_TIMEOUT_MS }),
     (err: Error) => {
-      assert.match(err.message, /alreadyRevoked/, `expected alreadyRevoked in:\n${err.message}\n--- CA logs ---\n${ca.logs().slice(-4000)}`);
+      assert.ok(err instanceof ClientError, err.message);
+      assert.match(err.everything, /urn:ietf:params:acme:error:alreadyRevoked/, `expected alreadyRevoked in:\n${err.message}\n--- CA logs ---\n${ca.logs().slice(-4000)}`);
       return true;
     },
   );

@@ -1,7 +1,8 @@
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
 import { startCa, cleanup, makeTempDir, type CaProcess } from './support/ca-process.js';
-import { legoRun, legoRenew, legoRevoke, type LegoCert, type LegoRunOptions } from './support/acme-clients.js';
+import { ClientError, legoRun, legoRenew, legoRevoke, type LegoCert, type LegoRunOptions } from './support/acme-clients.js';
 import { assertIssuedFor, leafSerial } from './support/openssl.js';
 
 /*
@@ -24,6 +25,7 @@ const WILDCARD_BASE = 'lego-wild.e2e.test';
 let ca: CaProcess;
 let workDir: string;
 let httpIssued: LegoCert | undefined;
+let tlsIssued: LegoCert | undefined;
 let httpSerial: string | undefined;
 let renewed: LegoCert | undefined;
 let revoked = false;
@@ -69,6 +71,7 @@ test('lego run, tls-alpn-01', { timeout: TEST_TIMEOUT_MS }, async () => {
     legoRun({ ca, workDir, name: TLS_NAME, challenge: 'tls', port: ca.ports.tlsAlpn01, timeoutMs: CLIENT_TIMEOUT_MS }),
   );
   await assertIssuedFor(ca.rootPem, cert.certPath, TLS_NAME);
+  tlsIssued = cert;
 });
 
 test('lego run, dns-01 via the exec provider and the test DNS server', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -90,7 +93,7 @@ test('lego run, dns-01 via the exec provider and the test DNS server', { timeout
   );
 });
 
-test('lego run, dns-01 for a wildcard and its base name (two TXT values on one name)', { timeout: TEST_TIMEOUT_MS }, async () => {
+test('lego run, dns-01 for a wildcard and its base name (one TXT name, two authorizations)', { timeout: TEST_TIMEOUT_MS }, async () => {
   const wildcard = `*.${WILDCARD_BASE}`;
   const cert = await withServerLogs(() =>
     legoRun({
@@ -129,8 +132,25 @@ test('a second lego revoke of the same certificate fails with alreadyRevoked', {
   await assert.rejects(
     legoRevoke({ ca, workDir, name: HTTP_NAME, reason: 1, keep: true, timeoutMs: CLIENT_TIMEOUT_MS }),
     (err: Error) => {
-      assert.match(err.message, /alreadyRevoked/, `expected alreadyRevoked in:\n${err.message}\n--- CA logs ---\n${ca.logs().slice(-4000)}`);
+      assert.ok(err instanceof ClientError, err.message);
+      assert.match(err.everything, /urn:ietf:params:acme:error:alreadyRevoked/, `expected alreadyRevoked in:\n${err.message}\n--- CA logs ---\n${ca.logs().slice(-4000)}`);
       return true;
     },
   );
+});
+
+test('after a CA restart the root and the account persist: lego renews over tls-alpn-01', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  const cert = tlsIssued;
+  if (!requires(t, cert, 'the tls-alpn-01 certificate')) return;
+  const rootBefore = await fsp.readFile(ca.rootPem, 'utf8');
+  const serialBefore = leafSerial(cert.certPath);
+  await ca.restart();
+  assert.equal(await fsp.readFile(ca.rootPem, 'utf8'), rootBefore, 'root.pem changed across a restart');
+  const next = await withServerLogs(() =>
+    legoRenew({ ca, workDir, name: TLS_NAME, challenge: 'tls', port: ca.ports.tlsAlpn01, timeoutMs: CLIENT_TIMEOUT_MS }),
+  );
+  await assertIssuedFor(ca.rootPem, next.certPath, TLS_NAME);
+  assert.notEqual(leafSerial(next.certPath), serialBefore);
+  // lego registers only when it has no account on disk, so a stored account the CA forgot would fail above.
+  assert.doesNotMatch(next.result.output, /Registering account/);
 });

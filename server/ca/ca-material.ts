@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import type * as pkijs from 'pkijs';
-import { buildCertificate, parseCertificate, randomSerial } from './certificate-builder.js';
+import { buildCertificate, parseCertificate, randomSerial, subjectKeyId } from './certificate-builder.js';
 import { pemCertificates, toPem } from './pem.js';
 import { generateP256Pkcs8Pem, signingKeyFromPem, type SigningKey } from './signing-key.js';
 
@@ -18,6 +18,7 @@ export interface Issuer {
   certPem: string;
   cert: pkijs.Certificate;
   key: SigningKey;
+  keyId: Uint8Array;
   /** PEM of the intermediate followed by any further intermediates up to (not including) the root. */
   chainPem: string;
   notAfter: Date;
@@ -105,7 +106,7 @@ async function generateCa(dataDir: string, organization: string, now: Date): Pro
   const interKey = await signingKeyFromPem(interKeyPem);
   const interDer = await buildCertificate({
     serial: randomSerial(), subject: { organization, commonName: `${organization} Intermediate CA` },
-    issuerName: rootCert.subject, issuerSpkiDer: rootKey.spkiDer, subjectSpkiDer: interKey.spkiDer,
+    issuerName: rootCert.subject, issuerSpkiDer: rootKey.spkiDer, issuerKeyId: subjectKeyId(rootCert), subjectSpkiDer: interKey.spkiDer,
     notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + INTERMEDIATE_VALIDITY_MS),
     ca: true, pathLength: INTERMEDIATE_PATH_LEN, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
   }, rootKey);
@@ -160,6 +161,6 @@ export async function loadOrCreateCa(src: CaSource, now = new Date()): Promise<C
   const cert = parseCertificate(certDer);
   return {
     rootPem, rootPath: f.root, generated,
-    issuer: { certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, chainPem, notAfter: cert.notAfter.value },
+    issuer: { certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, keyId: subjectKeyId(cert), chainPem, notAfter: cert.notAfter.value },
   };
 }

@@ -34,6 +34,8 @@ export interface CertificateTemplate {
   /** Issuer's subject as DER Name; omitted for a self-signed certificate. */
   issuerName?: pkijs.RelativeDistinguishedNames;
   issuerSpkiDer?: Uint8Array;
+  /** The issuer's subjectKeyIdentifier; must be copied, not recomputed, or path building fails for issuers with another SKI method. */
+  issuerKeyId?: Uint8Array;
   subjectSpkiDer: Uint8Array;
   notBefore: Date;
   notAfter: Date;
@@ -159,9 +161,9 @@ export async function buildCertificate(t: CertificateTemplate, signer: SigningKe
   exts.push(extension(OID.keyUsage, true, keyUsageBits(t.keyUsage)));
   if (t.extKeyUsage && t.extKeyUsage.length > 0) exts.push(extension(OID.extKeyUsage, false, new pkijs.ExtKeyUsage({ keyPurposes: t.extKeyUsage }).toSchema()));
   exts.push(extension(OID.subjectKeyIdentifier, false, new asn1js.OctetString({ valueHex: keyIdentifier(t.subjectSpkiDer).buffer as ArrayBuffer })));
-  const issuerSpki = t.issuerSpkiDer ?? t.subjectSpkiDer;
   if (t.issuerSpkiDer) {
-    exts.push(extension(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: keyIdentifier(issuerSpki).buffer as ArrayBuffer }) }).toSchema()));
+    const akid = t.issuerKeyId ?? keyIdentifier(t.issuerSpkiDer);
+    exts.push(extension(OID.authorityKeyIdentifier, false, new pkijs.AuthorityKeyIdentifier({ keyIdentifier: new asn1js.OctetString({ valueHex: new Uint8Array(akid).buffer }) }).toSchema()));
   }
   if (t.san && t.san.length > 0) {
     // RFC 5280 §4.2.1.6: with an empty subject the SAN extension must be critical.
@@ -177,6 +179,16 @@ export async function buildCertificate(t: CertificateTemplate, signer: SigningKe
   cert.extensions = exts;
   await cert.sign(signer.privateKey, signer.hash);
   return new Uint8Array(cert.toSchema(true).toBER(false));
+}
+
+/** The certificate's subjectKeyIdentifier, or the RFC 7093 one computed from its key when absent. */
+export function subjectKeyId(cert: pkijs.Certificate): Uint8Array {
+  const ext = cert.extensions?.find((e) => e.extnID === OID.subjectKeyIdentifier);
+  if (ext) {
+    const inner = asn1js.fromBER(ext.extnValue.valueBlock.valueHexView).result;
+    if (inner instanceof asn1js.OctetString) return new Uint8Array(inner.valueBlock.valueHexView);
+  }
+  return keyIdentifier(new Uint8Array(cert.subjectPublicKeyInfo.toSchema().toBER(false)));
 }
 
 export function parseCertificate(der: Uint8Array): pkijs.Certificate {

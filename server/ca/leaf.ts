@@ -30,6 +30,7 @@ export function leafTemplate(issuer: Issuer, req: LeafRequest, serial: Uint8Arra
     subject: commonName ? { commonName } : {},
     issuerName: issuer.cert.subject,
     issuerSpkiDer: issuer.key.spkiDer,
+    issuerKeyId: issuer.keyId,
     subjectSpkiDer: req.spkiDer,
     notBefore: req.notBefore,
     notAfter,

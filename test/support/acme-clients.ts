@@ -36,10 +36,22 @@ export interface ClientResult {
 
 export class ClientError extends Error {
   readonly result: ClientResult;
-  constructor(message: string, result: ClientResult) {
+  /**
+   * The client's own log file for this run, whole (certbot rotates it per run). certbot 2.1 on
+   * Python 3.11 prints "AttributeError: can't set attribute" for every ACME error (josepy's
+   * immutable Error vs contextlib), so the server's problem document is only in this log.
+   */
+  readonly log: string;
+  constructor(message: string, result: ClientResult, log = '') {
     super(message);
     this.name = 'ClientError';
     this.result = result;
+    this.log = log;
+  }
+
+  /** Output and log together, for matching an ACME error type wherever the client put it. */
+  get everything(): string {
+    return `${this.result.output}\n${this.log}`;
   }
 }
 
@@ -60,11 +72,12 @@ export async function runClient(bin: string, args: readonly string[], opts: RunO
   const result = await runClientUnchecked(bin, args, opts);
   if (result.code === 0 && !result.timedOut) return result;
   let message = `${result.command}\n${result.timedOut ? 'timed out' : `exited code=${result.code} signal=${result.signal}`}\n--- output (tail) ---\n${tailOf(result.output, ERROR_TAIL_CHARS)}`;
+  let log = '';
   if (opts.extraLogFile !== undefined) {
-    const log = await fsp.readFile(opts.extraLogFile, 'utf8').catch(() => '');
+    log = await fsp.readFile(opts.extraLogFile, 'utf8').catch(() => '');
     if (log) message += `\n--- ${opts.extraLogFile} (tail) ---\n${tailOf(log, ERROR_TAIL_CHARS)}`;
   }
-  throw new ClientError(message, result);
+  throw new ClientError(message, result, log);
 }
 
 export function runClientUnchecked(bin: string, args: readonly string[], opts: RunOptions = {}): Promise<ClientResult> {
@@ -377,7 +390,8 @@ async function legoChallengeArgs(o: LegoRunOptions): Promise<{ args: string[]; e
       const hook = await writeDnsHook(o.workDir, o.txtDir);
       return {
         args: ['--dns', 'exec', '--dns.disable-cp', '--dns.resolvers', o.dnsResolver],
-        env: { EXEC_PATH: hook, EXEC_PROPAGATION_TIMEOUT: '30', EXEC_POLLING_INTERVAL: '1' },
+        // exec solves one name at a time and waits EXEC_SEQUENCE_INTERVAL (60 s) between names.
+        env: { EXEC_PATH: hook, EXEC_PROPAGATION_TIMEOUT: '30', EXEC_POLLING_INTERVAL: '1', EXEC_SEQUENCE_INTERVAL: '1' },
       };
     }
   }

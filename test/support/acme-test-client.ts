@@ -1,0 +1,671 @@
+import { execFile } from 'node:child_process';
+import {
+  createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject,
+} from 'node:crypto';
+import fsp from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as asn1js from 'asn1js';
+import { calculateJwkThumbprint, exportJWK, FlattenedSign, type FlattenedJWS, type JWK, type JWSHeaderParameters } from 'jose';
+import * as pkijs from 'pkijs';
+import { webcrypto } from '../../server/ca/crypto-engine.js';
+
+/*
+ * A deliberately small ACME (RFC 8555) client for protocol tests. Unlike certbot or lego it can
+ * send requests that are wrong on purpose: any header parameter, algorithm, nonce, URL, content
+ * type or raw body can be overridden per request. JWS are built with jose (never by hand), except
+ * the two cases jose refuses to produce: `alg: "none"` and an RSA key under 2048 bits.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Account keys
+// ---------------------------------------------------------------------------------------------
+
+export type AccountKeyKind = 'ES256' | 'ES384' | 'RS256' | 'EdDSA';
+
+export interface AccountKey {
+  /** JWS algorithm this key signs with. */
+  alg: AccountKeyKind;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  /** Public JWK (members of RFC 7638 only plus whatever jose exports for public keys). */
+  jwk: JWK;
+  /** RFC 7638 SHA-256 thumbprint, base64url. */
+  thumbprint: string;
+}
+
+function algFor(key: KeyObject): AccountKeyKind {
+  switch (key.asymmetricKeyType) {
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1' || curve === 'P-256') return 'ES256';
+      if (curve === 'secp384r1' || curve === 'P-384') return 'ES384';
+      throw new Error(`unsupported EC curve ${String(curve)}`);
+    }
+    case 'rsa': return 'RS256';
+    case 'ed25519': return 'EdDSA';
+    default: throw new Error(`unsupported key type ${String(key.asymmetricKeyType)}`);
+  }
+}
+
+/** Wraps a private KeyObject as an account key (public JWK and thumbprint computed by jose). */
+export async function accountKeyFromPrivate(privateKey: KeyObject): Promise<AccountKey> {
+  const publicKey = createPublicKey(privateKey);
+  const jwk = await exportJWK(publicKey);
+  return { alg: algFor(privateKey), privateKey, publicKey, jwk, thumbprint: await calculateJwkThumbprint(jwk, 'sha256') };
+}
+
+/** A fresh account key; `rsaBits` lets a test make a deliberately weak RSA key. */
+export async function generateAccountKey(kind: AccountKeyKind = 'ES256', rsaBits = 2048): Promise<AccountKey> {
+  let privateKey: KeyObject;
+  switch (kind) {
+    case 'ES256': privateKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey; break;
+    case 'ES384': privateKey = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey; break;
+    case 'RS256': privateKey = generateKeyPairSync('rsa', { modulusLength: rsaBits }).privateKey; break;
+    case 'EdDSA': privateKey = generateKeyPairSync('ed25519').privateKey; break;
+  }
+  return accountKeyFromPrivate(privateKey);
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSR keys and CSRs (pkijs over the server's WebCrypto engine)
+// ---------------------------------------------------------------------------------------------
+
+export type CsrKeyKind = 'P-256' | 'P-384' | 'RSA2048';
+
+function keyAlgorithm(kind: CsrKeyKind): EcKeyImportParams | RsaHashedImportParams {
+  return kind === 'RSA2048' ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: kind };
+}
+
+export async function generateCsrKey(kind: CsrKeyKind = 'P-256'): Promise<CryptoKeyPair> {
+  if (kind === 'RSA2048') {
+    return webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign', 'verify']);
+  }
+  return webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: kind }, true, ['sign', 'verify']);
+}
+
+/** The WebCrypto pair of an account key, e.g. to sign a CSR with the account key on purpose. */
+export async function cryptoKeyPairFromAccountKey(key: AccountKey): Promise<CryptoKeyPair> {
+  let kind: CsrKeyKind;
+  if (key.alg === 'ES256') kind = 'P-256';
+  else if (key.alg === 'ES384') kind = 'P-384';
+  else if (key.alg === 'RS256') kind = 'RSA2048';
+  else throw new Error(`cannot convert a ${key.alg} key for pkijs`);
+  const algorithm = keyAlgorithm(kind);
+  const pkcs8 = key.privateKey.export({ format: 'der', type: 'pkcs8' });
+  const spki = key.publicKey.export({ format: 'der', type: 'spki' });
+  return {
+    privateKey: await webcrypto.subtle.importKey('pkcs8', pkcs8, algorithm, true, ['sign']),
+    publicKey: await webcrypto.subtle.importKey('spki', spki, algorithm, true, ['verify']),
+  };
+}
+
+/** A certificate key as an account-style signing key, for revocation signed by the certificate key. */
+export async function accountKeyFromCryptoKeyPair(pair: CryptoKeyPair): Promise<AccountKey> {
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', pair.privateKey));
+  return accountKeyFromPrivate(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
+}
+
+export function ipToBytes(ip: string): Uint8Array {
+  const v = isIP(ip);
+  if (v === 4) return new Uint8Array(ip.split('.').map(Number));
+  if (v !== 6) throw new Error(`not an IP address: ${ip}`);
+  let text = ip;
+  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4tail) {
+    const b = ipToBytes(v4tail[1]);
+    text = text.slice(0, -v4tail[1].length) + `${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, null];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === null ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => { const n = parseInt(g, 16); out[2 * i] = n >> 8; out[2 * i + 1] = n & 0xff; });
+  return out;
+}
+
+export interface CsrSpec {
+  keys: CryptoKeyPair;
+  commonName?: string;
+  dnsNames?: string[];
+  ipAddresses?: string[];
+  /** Omit the extensionRequest attribute even if there are no SANs. */
+  noSan?: boolean;
+}
+
+/** A DER PKCS#10 request signed with SHA-256 by `keys`, with the given CN and SANs. */
+export async function buildCsr(spec: CsrSpec): Promise<Uint8Array> {
+  const csr = new pkijs.CertificationRequest();
+  csr.version = 0;
+  if (spec.commonName !== undefined) {
+    csr.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: '2.5.4.3', value: new asn1js.Utf8String({ value: spec.commonName }) }));
+  }
+  await csr.subjectPublicKeyInfo.importKey(spec.keys.publicKey);
+  const names = [
+    ...(spec.dnsNames ?? []).map((d) => new pkijs.GeneralName({ type: 2, value: d })),
+    ...(spec.ipAddresses ?? []).map((ip) => new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipToBytes(ip) }) })),
+  ];
+  if (names.length > 0 && !spec.noSan) {
+    const san = new pkijs.GeneralNames({ names });
+    const extensions = new pkijs.Extensions({
+      extensions: [new pkijs.Extension({ extnID: '2.5.29.17', critical: false, extnValue: san.toSchema().toBER(false) })],
+    });
+    csr.attributes = [new pkijs.Attribute({ type: '1.2.840.113549.1.9.14', values: [extensions.toSchema()] })];
+  }
+  await csr.sign(spec.keys.privateKey, 'SHA-256');
+  return new Uint8Array(csr.toSchema().toBER(false));
+}
+
+/** A copy of a DER CSR with one byte of its signature flipped (the last byte of the DER). */
+export function corruptCsrSignature(der: Uint8Array): Uint8Array {
+  const copy = new Uint8Array(der);
+  copy[copy.length - 1] ^= 0x01;
+  return copy;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource shapes (checked at the boundary)
+// ---------------------------------------------------------------------------------------------
+
+export interface Identifier { type: 'dns' | 'ip'; value: string }
+
+export interface AcmeDirectory {
+  newNonce: string;
+  newAccount: string;
+  newOrder: string;
+  revokeCert: string;
+  keyChange: string;
+  meta?: Record<string, unknown>;
+}
+
+export interface AcmeProblemDocument {
+  type: string;
+  detail: string;
+  status?: number;
+  algorithms?: string[];
+  subproblems?: AcmeProblemDocument[];
+  identifier?: Identifier;
+}
+
+export interface AcmeAccount {
+  status: string;
+  contact?: string[];
+  orders?: string;
+  termsOfServiceAgreed?: boolean;
+}
+
+export interface AcmeOrder {
+  status: 'pending' | 'ready' | 'processing' | 'valid' | 'invalid';
+  expires?: string;
+  identifiers: Identifier[];
+  authorizations: string[];
+  finalize: string;
+  certificate?: string;
+  error?: AcmeProblemDocument;
+}
+
+export interface AcmeChallenge {
+  type: string;
+  url: string;
+  status: 'pending' | 'processing' | 'valid' | 'invalid';
+  token: string;
+  validated?: string;
+  error?: AcmeProblemDocument;
+}
+
+export interface AcmeAuthorization {
+  identifier: Identifier;
+  status: string;
+  expires?: string;
+  challenges: AcmeChallenge[];
+  wildcard?: boolean;
+}
+
+export interface AcmeOrdersList { orders: string[] }
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(v: unknown): v is JsonObject {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function need(cond: boolean, what: string, v: unknown): void {
+  if (!cond) throw new Error(`unexpected ACME response (${what}): ${JSON.stringify(v)}`);
+}
+
+export function asDirectory(v: unknown): AcmeDirectory {
+  need(isObject(v) && ['newNonce', 'newAccount', 'newOrder', 'revokeCert', 'keyChange'].every((k) => typeof v[k] === 'string'), 'directory', v);
+  return v as unknown as AcmeDirectory;
+}
+
+export function asProblem(v: unknown): AcmeProblemDocument {
+  need(isObject(v) && typeof v.type === 'string' && typeof v.detail === 'string', 'problem document', v);
+  return v as unknown as AcmeProblemDocument;
+}
+
+export function asAccount(v: unknown): AcmeAccount {
+  need(isObject(v) && typeof v.status === 'string', 'account', v);
+  return v as unknown as AcmeAccount;
+}
+
+export function asOrder(v: unknown): AcmeOrder {
+  need(isObject(v) && typeof v.status === 'string' && Array.isArray(v.identifiers) && Array.isArray(v.authorizations) && typeof v.finalize === 'string', 'order', v);
+  return v as unknown as AcmeOrder;
+}
+
+export function asAuthorization(v: unknown): AcmeAuthorization {
+  need(isObject(v) && isObject(v.identifier) && typeof v.status === 'string' && Array.isArray(v.challenges), 'authorization', v);
+  return v as unknown as AcmeAuthorization;
+}
+
+export function asChallenge(v: unknown): AcmeChallenge {
+  need(isObject(v) && typeof v.type === 'string' && typeof v.url === 'string' && typeof v.status === 'string' && typeof v.token === 'string', 'challenge', v);
+  return v as unknown as AcmeChallenge;
+}
+
+export function asOrdersList(v: unknown): AcmeOrdersList {
+  need(isObject(v) && Array.isArray(v.orders) && v.orders.every((o) => typeof o === 'string'), 'orders list', v);
+  return v as unknown as AcmeOrdersList;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+// ---------------------------------------------------------------------------------------------
+
+export interface AcmeResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  /** Parsed JSON when the response is JSON (application/json, application/problem+json), otherwise the text. */
+  body: unknown;
+  text: string;
+  /** Whether the request went over a kept-alive connection that served an earlier request. */
+  reusedSocket: boolean;
+}
+
+/** One header as a single string (first value if repeated). */
+export function header(res: AcmeResponse, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Links of a response by relation: `Link: <url>;rel="next", <url>;rel="index"`. */
+export function links(res: AcmeResponse, rel: string): string[] {
+  const raw = res.headers.link;
+  const all = (Array.isArray(raw) ? raw : raw ? [raw] : []).join(', ');
+  const out: string[] = [];
+  for (const m of all.matchAll(/<([^>]*)>\s*((?:;\s*[^,;]+)*)/g)) {
+    const params = m[2];
+    const relm = /;\s*rel="?([^";]+)"?/i.exec(params);
+    if (relm && relm[1].split(/\s+/).includes(rel)) out.push(m[1]);
+  }
+  return out;
+}
+
+/** Retry-After in milliseconds (delta-seconds or HTTP-date), or null. */
+export function retryAfterMs(res: AcmeResponse, now = Date.now()): number | null {
+  const v = header(res, 'retry-after');
+  if (v === undefined) return null;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? null : Math.max(0, t - now);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  body?: string;
+  timeoutMs?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client
+// ---------------------------------------------------------------------------------------------
+
+export interface PostOptions {
+  /** Signing key; default the client's account key. */
+  key?: AccountKey;
+  /** Header "kid"; undefined: the client's account URL unless `jwk` is set; null: no "kid". */
+  kid?: string | null;
+  /** Header "jwk": true for the signing key's public JWK, or a JWK of one's choice. */
+  jwk?: boolean | JWK;
+  /** Header "alg". "none" sends an unsigned JWS; "HS256"/"HS384"/"HS512" sign with a random HMAC key. */
+  alg?: string;
+  /** Header "nonce"; undefined: a fresh one; null: none. */
+  nonce?: string | null;
+  /** Header "url"; default the request URL. */
+  url?: string;
+  contentType?: string;
+  /** Sent instead of the JWS, verbatim. */
+  rawBody?: string;
+  /** More protected header parameters (override the ones above). */
+  extraProtected?: Record<string, unknown>;
+  accept?: string;
+}
+
+export interface ClientOptions {
+  /** Sockets per origin; 1 lets a test observe keep-alive reuse. */
+  maxSockets?: number;
+}
+
+export interface Account { key: AccountKey; url: string }
+
+export class AcmeTestClient {
+  agent: https.Agent;
+  directory!: AcmeDirectory;
+  account: Account | null = null;
+  private nonces: string[] = [];
+
+  private constructor(readonly directoryUrl: string, readonly rootPem: string, private readonly opts: ClientOptions) {
+    this.agent = this.makeAgent();
+  }
+
+  static async connect(directoryUrl: string, rootPem: string, opts: ClientOptions = {}): Promise<AcmeTestClient> {
+    const c = new AcmeTestClient(directoryUrl, rootPem, opts);
+    const res = await c.request('GET', directoryUrl);
+    if (res.status !== 200) throw new Error(`GET ${directoryUrl} answered ${res.status}: ${res.text}`);
+    c.directory = asDirectory(res.body);
+    return c;
+  }
+
+  /** Another client for the same server (own agent, nonces and account). */
+  async sibling(opts: ClientOptions = this.opts): Promise<AcmeTestClient> {
+    return AcmeTestClient.connect(this.directoryUrl, this.rootPem, opts);
+  }
+
+  private makeAgent(): https.Agent {
+    return new https.Agent({ keepAlive: true, maxSockets: this.opts.maxSockets ?? 4, ca: this.rootPem });
+  }
+
+  /** Drops every kept-alive connection (e.g. after the server restarted) and cached nonce. */
+  resetConnections(): void {
+    this.agent.destroy();
+    this.agent = this.makeAgent();
+    this.nonces = [];
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  request(method: string, url: string, o: RequestOptions = {}): Promise<AcmeResponse> {
+    const timeoutMs = o.timeoutMs ?? 10_000;
+    return new Promise<AcmeResponse>((resolve, reject) => {
+      const headers: Record<string, string> = { 'User-Agent': 'acme-ca-protocol-tests', ...o.headers };
+      if (o.body !== undefined) headers['Content-Length'] = String(Buffer.byteLength(o.body));
+      const req = https.request(url, { method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const ct = res.headers['content-type'] ?? '';
+          let body: unknown = text;
+          if (/json/i.test(ct) && text.length > 0) {
+            try { body = JSON.parse(text) as unknown; } catch { body = text; }
+          }
+          const nonce = res.headers['replay-nonce'];
+          if (typeof nonce === 'string' && nonce.length > 0) this.nonces.push(nonce);
+          if (this.nonces.length > 16) this.nonces.splice(0, this.nonces.length - 16);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text, reusedSocket: req.reusedSocket });
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no response within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end(o.body);
+    });
+  }
+
+  /** HEAD newNonce, raw. */
+  headNonce(): Promise<AcmeResponse> {
+    return this.request('HEAD', this.directory.newNonce);
+  }
+
+  /** A fresh nonce from HEAD newNonce (not from the pool). */
+  async newNonce(): Promise<string> {
+    const res = await this.headNonce();
+    const n = header(res, 'replay-nonce');
+    if (res.status !== 200 || !n) throw new Error(`HEAD newNonce answered ${res.status} without a nonce`);
+    // request() pooled it; hand it out exclusively.
+    this.nonces = this.nonces.filter((x) => x !== n);
+    return n;
+  }
+
+  /** A nonce from the last responses, or a new one. */
+  async takeNonce(): Promise<string> {
+    return this.nonces.pop() ?? this.newNonce();
+  }
+
+  private signingKey(o: PostOptions): AccountKey {
+    const key = o.key ?? this.account?.key;
+    if (!key) throw new Error('no key: pass opts.key or create an account first');
+    return key;
+  }
+
+  /** Builds the flattened JWS for `url` (all overrides of PostOptions apply). */
+  async jws(url: string, payload: JsonObject | '' | FlattenedJWS, o: PostOptions = {}): Promise<FlattenedJWS> {
+    const key = this.signingKey(o);
+    const alg = o.alg ?? key.alg;
+    const header: Record<string, unknown> = { alg };
+    if (o.jwk) header.jwk = o.jwk === true ? key.jwk : o.jwk;
+    if (o.kid !== undefined) {
+      if (o.kid !== null) header.kid = o.kid;
+    } else if (!o.jwk) {
+      if (this.account) header.kid = this.account.url;
+      else header.jwk = key.jwk;
+    }
+    if (o.nonce !== null) header.nonce = o.nonce ?? (await this.takeNonce());
+    header.url = o.url ?? url;
+    Object.assign(header, o.extraProtected ?? {});
+    const payloadBytes = new TextEncoder().encode(payload === '' ? '' : JSON.stringify(payload));
+    return signFlattened(payloadBytes, header, key, alg);
+  }
+
+  /** POST a JWS (or `rawBody`) to `url`. `''` is POST-as-GET. */
+  async post(url: string, payload: JsonObject | '' | FlattenedJWS, o: PostOptions = {}): Promise<AcmeResponse> {
+    const body = o.rawBody ?? JSON.stringify(await this.jws(url, payload, o));
+    const headers: Record<string, string> = { 'Content-Type': o.contentType ?? 'application/jose+json' };
+    if (o.accept) headers.Accept = o.accept;
+    return this.request('POST', url, { headers, body });
+  }
+
+  /** newAccount with `key` (signed with "jwk"); on 200/201 the client uses that account. */
+  async newAccount(key: AccountKey, payload: JsonObject = { termsOfServiceAgreed: true }, o: PostOptions = {}): Promise<AcmeResponse> {
+    const res = await this.post(this.directory.newAccount, payload, { key, jwk: true, kid: null, ...o });
+    const location = header(res, 'location');
+    if ((res.status === 200 || res.status === 201) && location) this.account = { key, url: location };
+    return res;
+  }
+
+  newOrder(identifiers: Identifier[], o: PostOptions = {}, extra: JsonObject = {}): Promise<AcmeResponse> {
+    return this.post(this.directory.newOrder, { identifiers, ...extra }, o);
+  }
+
+  getAuthz(url: string, o: PostOptions = {}): Promise<AcmeResponse> {
+    return this.post(url, '', o);
+  }
+
+  respondChallenge(url: string, o: PostOptions = {}): Promise<AcmeResponse> {
+    return this.post(url, {}, o);
+  }
+
+  finalize(finalizeUrl: string, csrDer: Uint8Array, o: PostOptions = {}): Promise<AcmeResponse> {
+    return this.post(finalizeUrl, { csr: Buffer.from(csrDer).toString('base64url') }, o);
+  }
+
+  /**
+   * POST-as-GET `url` until `until(body)` holds, sleeping as long as Retry-After says (at least
+   * 100 ms, 1 s when absent); fails on an error status, on an `invalid` resource or at the deadline.
+   */
+  async poll(url: string, until: (body: unknown) => boolean, opts: { timeoutMs?: number; post?: PostOptions } = {}): Promise<AcmeResponse> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+    for (;;) {
+      const res = await this.post(url, '', opts.post);
+      if (res.status >= 400) throw new Error(`polling ${url}: HTTP ${res.status} ${res.text}`);
+      if (until(res.body)) return res;
+      if (isObject(res.body) && res.body.status === 'invalid') throw new Error(`polling ${url}: resource is invalid: ${res.text}`);
+      const wait = Math.max(100, retryAfterMs(res) ?? 1000);
+      if (Date.now() + wait > deadline) throw new Error(`polling ${url}: condition not met within the deadline; last: ${res.text}`);
+      await sleep(wait);
+    }
+  }
+
+  downloadCert(url: string, o: PostOptions = {}): Promise<AcmeResponse> {
+    return this.post(url, '', { accept: 'application/pem-certificate-chain', ...o });
+  }
+
+  /** revokeCert signed by the account (kid) or by the certificate's key (jwk). */
+  revoke(certDer: Uint8Array, opts: { signWith: 'account' | 'certKey'; certKey?: AccountKey; reason?: number; post?: PostOptions }): Promise<AcmeResponse> {
+    const payload: JsonObject = { certificate: Buffer.from(certDer).toString('base64url') };
+    if (opts.reason !== undefined) payload.reason = opts.reason;
+    if (opts.signWith === 'certKey') {
+      if (!opts.certKey) throw new Error('signWith certKey needs certKey');
+      return this.post(this.directory.revokeCert, payload, { key: opts.certKey, jwk: true, kid: null, ...opts.post });
+    }
+    return this.post(this.directory.revokeCert, payload, opts.post);
+  }
+
+  /**
+   * keyChange (RFC 8555 §7.3.5) to `newKey`; the inner JWS's url, account and oldKey can be
+   * falsified. On 200 the client signs with the new key from then on.
+   */
+  async keyChange(newKey: AccountKey, opts: { innerUrl?: string; innerAccount?: string; oldKey?: JWK; innerExtra?: Record<string, unknown>; post?: PostOptions } = {}): Promise<AcmeResponse> {
+    const account = this.account;
+    if (!account) throw new Error('keyChange needs an account');
+    const url = this.directory.keyChange;
+    const inner = await signFlattened(
+      new TextEncoder().encode(JSON.stringify({ account: opts.innerAccount ?? account.url, oldKey: opts.oldKey ?? account.key.jwk })),
+      { alg: newKey.alg, jwk: newKey.jwk, url: opts.innerUrl ?? url, ...opts.innerExtra },
+      newKey, newKey.alg,
+    );
+    const res = await this.post(url, inner, opts.post);
+    if (res.status === 200) this.account = { key: newKey, url: account.url };
+    return res;
+  }
+
+  /** Key authorization of a token for the current account (RFC 8555 §8.1). */
+  keyAuthorization(token: string): string {
+    if (!this.account) throw new Error('no account');
+    return `${token}.${this.account.key.thumbprint}`;
+  }
+}
+
+/** jose FlattenedSign, except for alg "none" and RSA keys under 2048 bits (see file comment). */
+async function signFlattened(payload: Uint8Array, header: Record<string, unknown>, key: AccountKey, alg: string): Promise<FlattenedJWS> {
+  const b64 = (b: Uint8Array | string): string => Buffer.from(b).toString('base64url');
+  if (alg === 'none') {
+    return { protected: b64(JSON.stringify(header)), payload: b64(payload), signature: '' };
+  }
+  if (/^HS(256|384|512)$/.test(alg)) {
+    return new FlattenedSign(payload).setProtectedHeader(header as JWSHeaderParameters).sign(new Uint8Array(randomBytes(32)));
+  }
+  const bits = key.privateKey.asymmetricKeyDetails?.modulusLength ?? 0;
+  if (alg === 'RS256' && key.privateKey.asymmetricKeyType === 'rsa' && bits < 2048) {
+    const protectedB64 = b64(JSON.stringify(header));
+    const payloadB64 = b64(payload);
+    const signature = cryptoSign('sha256', Buffer.from(`${protectedB64}.${payloadB64}`, 'ascii'), key.privateKey);
+    return { protected: protectedB64, payload: payloadB64, signature: signature.toString('base64url') };
+  }
+  return new FlattenedSign(payload).setProtectedHeader(header as JWSHeaderParameters).sign(key.privateKey);
+}
+
+// ---------------------------------------------------------------------------------------------
+// http-01 responder
+// ---------------------------------------------------------------------------------------------
+
+/** Serves `/.well-known/acme-challenge/<token>` from a map, on 127.0.0.1. */
+export class Http01Responder {
+  readonly tokens = new Map<string, string>();
+  /** Paths requested, for assertions on what the CA fetched. */
+  readonly requests: string[] = [];
+  private server: http.Server | null = null;
+  port = 0;
+
+  async start(port: number, host = '127.0.0.1'): Promise<void> {
+    const server = http.createServer((req, res) => {
+      const p = req.url ?? '';
+      this.requests.push(p);
+      const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(p);
+      const value = m ? this.tokens.get(m[1]) : undefined;
+      if (req.method !== 'GET' || value === undefined) {
+        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(value);
+    });
+    server.keepAliveTimeout = 1000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host }, () => { server.off('error', reject); resolve(); });
+    });
+    const addr = server.address();
+    this.port = addr !== null && typeof addr === 'object' ? addr.port : port;
+    this.server = server;
+  }
+
+  set(token: string, keyAuthorization: string): void {
+    this.tokens.set(token, keyAuthorization);
+  }
+
+  async close(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flows and checks shared by the protocol and restart tests
+// ---------------------------------------------------------------------------------------------
+
+/** Answers the http-01 challenge of every pending authorization of an order and waits for them to be valid. */
+export async function completeHttp01(client: AcmeTestClient, order: AcmeOrder, responder: Http01Responder, timeoutMs = 20_000): Promise<void> {
+  for (const authzUrl of order.authorizations) {
+    const authz = asAuthorization((await client.getAuthz(authzUrl)).body);
+    if (authz.status === 'valid') continue;
+    const ch = authz.challenges.find((c) => c.type === 'http-01');
+    if (!ch) throw new Error(`authorization ${authzUrl} offers no http-01: ${JSON.stringify(authz)}`);
+    responder.set(ch.token, client.keyAuthorization(ch.token));
+    const res = await client.respondChallenge(ch.url);
+    if (res.status !== 200) throw new Error(`challenge ${ch.url} answered ${res.status}: ${res.text}`);
+    await client.poll(authzUrl, (b) => isObject(b) && b.status === 'valid', { timeoutMs });
+  }
+}
+
+/** The PEM certificates of a chain, leaf first. */
+export function splitPem(pem: string): string[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)].map((m) => `${m[0]}\n`);
+}
+
+/**
+ * `openssl verify -CAfile root -untrusted intermediates leaf`; resolves with openssl's output,
+ * rejects unless openssl says "<leaf>: OK". Bounded by a timeout.
+ */
+export async function opensslVerifyChain(rootPemPath: string, chainPem: string): Promise<string> {
+  const blocks = splitPem(chainPem);
+  if (blocks.length < 2) throw new Error(`expected a leaf and at least one intermediate, got ${blocks.length} certificates`);
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'acme-proto-verify-'));
+  try {
+    const leaf = path.join(dir, 'leaf.pem');
+    const inter = path.join(dir, 'intermediate.pem');
+    await fsp.writeFile(leaf, blocks[0]);
+    await fsp.writeFile(inter, blocks.slice(1).join(''));
+    const args = ['verify', '-CAfile', rootPemPath, '-untrusted', inter, leaf];
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile('openssl', args, { timeout: 15_000, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`openssl ${args.join(' ')} failed: ${err.message}\n${stdout}\n${stderr}`));
+        else resolve(stdout);
+      });
+    });
+    if (!out.includes(`${leaf}: OK`)) throw new Error(`openssl verify did not say OK: ${out}`);
+    return out;
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+}
