@@ -9,7 +9,11 @@ export interface AppOptions {
   log: Logger;
   acme: AcmeContext;
   ops: OpsDeps;
+  /** Filled with every registered route, so tests can compare them with openapi.yaml. */
+  routes?: RouteInfo[];
 }
+
+export interface RouteInfo { method: string; url: string; schema?: Record<string, unknown> }
 
 /** Wires the components into one fastify app; holds no logic of its own. */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -22,6 +26,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     return503OnClosing: true,
   }) as unknown as FastifyInstance;
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
+  });
   await app.register(async (scope) => acmePlugin(scope, o.acme));
   await app.register(async (scope) => opsRoutes(scope, o.ops));
   return app;

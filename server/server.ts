@@ -9,7 +9,7 @@ import type { AcmeContext } from './acme/context.js';
 import { KeyCache } from './acme/jws.js';
 import { NonceService } from './acme/nonces.js';
 import { Urls } from './acme/urls.js';
-import { buildApp } from './app.js';
+import { buildApp, type RouteInfo } from './app.js';
 import { loadOrCreateCa, type CaMaterial } from './ca/ca-material.js';
 import { IssuanceService } from './ca/issuance-service.js';
 import { ensureServerCertificate } from './ca/server-certificate.js';
@@ -25,6 +25,7 @@ export interface RunningServer {
   store: Storage;
   ca: CaMaterial;
   directoryUrl: string;
+  routes: RouteInfo[];
   close(): Promise<void>;
 }
 
@@ -62,7 +63,8 @@ export async function startServer(config: Config, log: Logger, now: () => number
     issuer: () => ca.issuer,
     validations, issuance,
   };
-  const app = await buildApp({ tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem } });
+  const routes: RouteInfo[] = [];
+  const app = await buildApp({ routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem } });
   await app.listen({ host: listenHost(config), port: Number(config.listen.port || 443) });
 
   const resumedValidations = await validations.resume();
@@ -72,7 +74,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
   purge.unref();
 
   return {
-    app, store, ca, directoryUrl: urls.directory(),
+    app, store, ca, routes, directoryUrl: urls.directory(),
     async close() {
       clearInterval(purge);
       await app.close();
