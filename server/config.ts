@@ -39,6 +39,10 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'validation.timeout', kind: 'duration', default: '5s', description: 'Timeout of one validation attempt.' },
   { key: 'validation.attempts', kind: 'integer', default: 3, min: 1, max: 10, description: 'Attempts per challenge before it is marked invalid.' },
   { key: 'validation.retryDelay', kind: 'duration', default: '1s', description: 'Delay between validation attempts.' },
+  { key: 'log.origin', env: 'ACME_CA_LOG_ORIGIN', kind: 'string', default: null, description: 'Origin line of the issuance log\'s checkpoints and name of its key; `<externalUrl host>/issuance-log` when unset.' },
+  { key: 'log.checkpointDelay', kind: 'duration', default: '1s', description: 'Longest delay between an append and the signed checkpoint that covers it (appends within it share one signature).' },
+  { key: 'log.checkpointInterval', kind: 'duration', default: '60s', description: 'A checkpoint is confirmed at least this often while the log is idle.' },
+  { key: 'log.readToken', env: 'ACME_CA_LOG_READ_TOKEN', kind: 'string', default: null, description: 'Bearer token required by the log query API; the API is open to anyone who can reach the server when unset.' },
   { key: 'ca.organization', kind: 'string', default: 'ACME CA', description: 'Organization name in generated CA certificates.' },
   { key: 'ca.intermediateCert', env: 'ACME_CA_INTERMEDIATE_CERT', kind: 'path', default: null, description: 'PEM of an existing intermediate certificate to use instead of generating a CA; its chain up to the root may follow it.' },
   { key: 'ca.intermediateKey', env: 'ACME_CA_INTERMEDIATE_KEY', kind: 'path', default: null, description: 'PEM (PKCS#8) private key of `ca.intermediateCert`.' },
@@ -69,6 +73,12 @@ export interface Config {
     timeoutMs: number;
     attempts: number;
     retryDelayMs: number;
+  };
+  log: {
+    origin: string;
+    checkpointDelayMs: number;
+    checkpointIntervalMs: number;
+    readToken: string | null;
   };
   ca: {
     organization: string;
@@ -235,6 +245,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       retryAfterSeconds: n('acme.retryAfterSeconds'),
     },
     certificates: { validityMs: d('certificates.validity'), backdateMs: d('certificates.backdate') },
+    log: {
+      origin: sn('log.origin') ?? `${(external ? new URL(external) : listen).host}/issuance-log`,
+      checkpointDelayMs: d('log.checkpointDelay'),
+      checkpointIntervalMs: d('log.checkpointInterval'),
+      readToken: sn('log.readToken'),
+    },
     validation: {
       http01Port: n('validation.http01Port'),
       tlsAlpn01Port: n('validation.tlsAlpn01Port'),

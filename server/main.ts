@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);
   log.info({ directoryUrl: server.directoryUrl, root: server.ca.rootPath }, 'ACME CA ready');
-  process.stderr.write(`ACME directory: ${server.directoryUrl}\nTrust this root certificate: ${server.ca.rootPath}\n`);
+  process.stderr.write(`ACME directory: ${server.directoryUrl}\nTrust this root certificate: ${server.ca.rootPath}\nIssuance log verifier key: ${server.logKey.vkey}\n`);
 
   let closing = false;
   const shutdown = (signal: string): void => {

@@ -1,3 +1,4 @@
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -19,10 +20,15 @@ import { Http01Validator } from './validation/http01.js';
 import { ValidationResolver } from './validation/resolver.js';
 import { TlsAlpn01Validator } from './validation/tls-alpn01.js';
 import { ValidationService } from './validation/validation-service.js';
+import { CheckpointPublisher } from './log/checkpoint-publisher.js';
+import { caKeyEventEntry } from './log/entry.js';
+import { loadOrCreateLogKey, type LogKey } from './log/log-key.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   store: Storage;
+  logKey: LogKey;
+  publisher: CheckpointPublisher;
   ca: CaMaterial;
   directoryUrl: string;
   routes: RouteInfo[];
@@ -36,6 +42,16 @@ function listenHost(config: Config): string {
 export function serverCertificateNames(config: Config): string[] {
   return [listenHost(config), config.externalUrl.hostname.replace(/^\[|\]$/g, ''), 'localhost', '127.0.0.1', '::1', hostname(), ...config.serverNames]
     .filter((n) => n !== '0.0.0.0' && n !== '::' && n !== '');
+}
+
+/** The CA's own key events go in the log once: the first time an intermediate is seen in use. */
+async function recordCaKeyEvent(store: Storage, ca: CaMaterial & { generated: boolean }, at: number): Promise<void> {
+  const sha = createHash('sha256').update(ca.issuer.certDer).digest('hex');
+  if ((await store.findLogIndexes(`cert:${sha}`, 1)).length > 0) return;
+  const x = new X509Certificate(Buffer.from(ca.issuer.certDer));
+  await store.appendLogEvent(caKeyEventEntry(ca.generated ? 'ca.intermediate.created' : 'ca.intermediate.imported', {
+    der: ca.issuer.certDer, subject: x.subject.replace(/\n/g, ', '), notAfter: ca.issuer.notAfter.getTime(), actor: 'operator',
+  }, at));
 }
 
 /** Start-up in dependency order: storage, CA, services, app, listen; then resume unfinished work. */
@@ -55,6 +71,11 @@ export async function startServer(config: Config, log: Logger, now: () => number
   }, { attempts: config.validation.attempts, retryDelayMs: config.validation.retryDelayMs, concurrency: 32 }, log.child({ component: 'validation' }), now);
   const issuance = new IssuanceService(store, () => ca.issuer, { validityMs: config.certificates.validityMs, backdateMs: config.certificates.backdateMs }, log.child({ component: 'ca' }), now);
 
+  const logKey = loadOrCreateLogKey(config.dataDir, config.log.origin);
+  await recordCaKeyEvent(store, ca, now());
+  const publisher = new CheckpointPublisher(store, logKey, { delayMs: config.log.checkpointDelayMs, intervalMs: config.log.checkpointIntervalMs }, log.child({ component: 'log' }), now);
+  issuance.onIssued = () => publisher.notify();
+
   const urls = new Urls(config.externalUrl);
   const ctx: AcmeContext = {
     config, store, urls, log, now, rootPem: ca.rootPem,
@@ -62,11 +83,13 @@ export async function startServer(config: Config, log: Logger, now: () => number
     keyCache: new KeyCache(),
     issuer: () => ca.issuer,
     validations, issuance,
+    logAppended: () => publisher.notify(),
   };
   const routes: RouteInfo[] = [];
   const app = await buildApp({ routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem } });
   await app.listen({ host: listenHost(config), port: Number(config.listen.port || 443) });
 
+  publisher.start();
   const resumedValidations = await validations.resume();
   const resumedOrders = await issuance.resume();
   if (resumedValidations + resumedOrders > 0) log.info({ resumedValidations, resumedOrders }, 'resumed unfinished work');
@@ -74,12 +97,14 @@ export async function startServer(config: Config, log: Logger, now: () => number
   purge.unref();
 
   return {
-    app, store, ca, routes, directoryUrl: urls.directory(),
+    app, store, ca, routes, logKey, publisher, directoryUrl: urls.directory(),
     async close() {
       clearInterval(purge);
       await app.close();
       await validations.stop();
       await issuance.drain();
+      await publisher.stop();
+      await publisher.publish().catch((e: unknown) => log.error({ err: e }, 'final checkpoint failed'));
       await store.close();
     },
   };

@@ -87,7 +87,31 @@ export interface CertificateRecord {
   revokedAt: number | null;
   revocationReason: number | null;
   createdAt: number;
+  /** Index of the certificate.issued entry in the issuance log. */
+  logIndex: number | null;
 }
+
+/** An event to append to the issuance log, in the same transaction as the change it records. */
+export interface LogAppend {
+  eventType: string;
+  /** Canonical bytes; hashed and served exactly as given. */
+  body: Uint8Array;
+  /** Lookup keys such as "serial:ab12" or "cert:<sha256>", for queries. */
+  lookupKeys: string[];
+  at: number;
+}
+
+export interface LogEntryRecord {
+  index: number;
+  leafHash: Uint8Array;
+  body: Uint8Array;
+  eventType: string;
+  createdAt: number;
+}
+
+export interface LogTreeState { size: number; root: Uint8Array }
+
+export interface LogCheckpointRecord { size: number; root: Uint8Array; note: string; signedAt: number }
 
 export interface NewOrderInput {
   order: Omit<OrderRecord, 'csr' | 'certificateId' | 'error'>;
@@ -128,6 +152,8 @@ export interface Storage {
   listOrdersByStatus(status: OrderStatus, limit: number): Promise<OrderRecord[]>;
 
   getAuthz(id: string): Promise<AuthzRecord | null>;
+  /** True when the account holds a valid, unexpired authorization for every identifier (wildcards need wildcard ones). */
+  hasValidAuthorizations(accountId: string, identifiers: Identifier[], now: number): Promise<boolean>;
   listAuthzByOrder(orderId: string): Promise<AuthzRecord[]>;
   updateAuthzStatus(id: string, from: AuthzStatus[], to: AuthzStatus): Promise<boolean>;
 
@@ -141,9 +167,27 @@ export interface Storage {
    */
   completeChallenge(result: { challengeId: string; valid: boolean; error: ProblemRecord | null; at: number }): Promise<void>;
 
-  /** Stores the certificate and moves the order from processing to valid atomically. */
-  issueCertificate(cert: CertificateRecord): Promise<void>;
+  /**
+   * Stores the certificate, moves the order from processing to valid and appends the log entry,
+   * all in one transaction: there is never a certificate without its entry, nor the reverse.
+   */
+  issueCertificate(cert: Omit<CertificateRecord, 'logIndex'>, entry: LogAppend): Promise<{ logIndex: number }>;
   getCertificate(id: string): Promise<CertificateRecord | null>;
   getCertificateBySerial(serial: string): Promise<CertificateRecord | null>;
-  revokeCertificate(id: string, reason: number, at: number): Promise<boolean>;
+  /** Revokes and appends the revocation's log entry atomically; false if it was not valid. */
+  revokeCertificate(id: string, reason: number, at: number, entry: LogAppend): Promise<boolean>;
+  countCertificates(): Promise<number>;
+
+  // The issuance log (append-only; see storage/sqlite/migrations.ts for how that is enforced).
+  appendLogEvent(entry: LogAppend): Promise<number>;
+  getLogState(): Promise<LogTreeState>;
+  getLogEntries(start: number, end: number): Promise<LogEntryRecord[]>;
+  /** Stored complete-subtree hashes, keyed "level/index". */
+  getLogNodes(coords: Array<{ level: number; index: number }>): Promise<Map<string, Uint8Array>>;
+  findLogIndexes(lookupKey: string, limit: number): Promise<number[]>;
+  findLogIndexByLeafHash(leafHash: Uint8Array): Promise<number | null>;
+  /** Records a signed checkpoint; refuses (false) one smaller than the latest. */
+  addCheckpoint(cp: LogCheckpointRecord): Promise<boolean>;
+  latestCheckpoint(): Promise<LogCheckpointRecord | null>;
+  getCheckpoint(size: number): Promise<LogCheckpointRecord | null>;
 }

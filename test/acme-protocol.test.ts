@@ -9,6 +9,7 @@ import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import { randomSerial } from '../server/ca/certificate-builder.js';
+import { TestDnsServer } from './support/dns-server.js';
 import { freePorts } from './support/ports.js';
 import {
   accountKeyFromCryptoKeyPair, AcmeTestClient, asAccount, asAuthorization, asChallenge, asOrder, asOrdersList, asProblem,
@@ -19,8 +20,9 @@ import {
 
 /*
  * RFC 8555 protocol conformance of the server, in-process, with our own client so that every
- * request can be wrong in exactly one way. IP identifiers (127.0.0.1) need no DNS; the CA's
- * http-01 port is the port of a responder in this process.
+ * request can be wrong in exactly one way. Most orders use the IP identifier 127.0.0.1, which
+ * needs no DNS; names under acme.test resolve to 127.0.0.1 through a DNS server in this process.
+ * The CA's http-01 port is the port of a responder in this process.
  *
  * The tests share one server and run in file order; later ones reuse the certificate issued by
  * the happy path.
@@ -37,6 +39,7 @@ let dbFile: string;
 let rootPemPath: string;
 let server: RunningServer;
 let responder: Http01Responder;
+let dns: TestDnsServer;
 let origin: string;
 const clients: AcmeTestClient[] = [];
 
@@ -156,7 +159,9 @@ before(async () => {
   rootPemPath = path.join(dataDir, 'root.pem');
   const configFile = path.join(tmp, 'config.yaml');
   await fsp.writeFile(configFile, 'acme:\n  ordersPageSize: 2\nvalidation:\n  retryDelay: 200ms\n  timeout: 3s\n');
-  const [httpsPort, http01Port, deadDnsPort] = await freePorts(3);
+  const [httpsPort, http01Port] = await freePorts(2);
+  dns = new TestDnsServer({ suffixes: ['acme.test'], address: '127.0.0.1' });
+  await dns.start();
   responder = new Http01Responder();
   await responder.start(http01Port);
   const config = loadConfig({
@@ -164,8 +169,8 @@ before(async () => {
     ACME_CA_DATA_DIR: dataDir,
     ACME_CA_LISTEN: `https://127.0.0.1:${httpsPort}`,
     ACME_CA_HTTP01_PORT: String(http01Port),
-    // Only IP identifiers are used; a resolver nobody answers keeps any name lookup off the real DNS.
-    ACME_CA_DNS_RESOLVER: `127.0.0.1:${deadDnsPort}`,
+    // Names under acme.test resolve to 127.0.0.1 through a DNS server of our own; nothing reaches the real DNS.
+    ACME_CA_DNS_RESOLVER: dns.resolverAddress,
   }, tmp);
   assert.equal(config.acme.ordersPageSize, 2);
   server = await startServer(config, createLogger('silent'));
@@ -176,6 +181,7 @@ after(async () => {
   for (const c of clients) c.close();
   await server?.close();
   await responder?.close();
+  await dns?.close();
   if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
 });
 
@@ -190,7 +196,7 @@ test('HEAD newNonce: 200, empty, no-store, a nonce, and the connection stays ope
   assert.match(header(head, 'cache-control') ?? '', /(^|,\s*)no-store(\s*,|$)/);
   assert.match(header(head, 'replay-nonce') ?? '', /^[A-Za-z0-9_-]{16,}$/);
   assert.notEqual(header(head, 'connection')?.toLowerCase(), 'close');
-  assert.ok(links({ ...head }, 'index').includes(server.directoryUrl), 'newNonce links the directory (RFC 8555 §7.2)');
+  assert.ok(links(head, 'index').includes(server.directoryUrl), 'newNonce links the directory (RFC 8555 §7.2)');
   // With one socket per origin, the next request can only be served by the same connection.
   const next = await c.request('GET', server.directoryUrl);
   assert.equal(next.status, 200);
@@ -356,9 +362,27 @@ test('account update and deactivation; a deactivated account is refused', async 
   assert.equal(asAccount(deactivated.body).status, 'deactivated');
   assert.equal(row('accounts', id).status, 'deactivated');
 
-  assertProblem(await unchanged('read by a deactivated account', () => c.post(url, '')), 'unauthorized', 403);
-  assertProblem(await unchanged('newOrder by a deactivated account', () => c.newOrder([LOCAL])), 'unauthorized', 403);
-  assertProblem(await unchanged('reactivation', () => c.post(url, { status: 'valid' })), 'unauthorized', 403);
+  // RFC 8555 §7.3.6: "If a server receives a POST or POST-as-GET from a deactivated account, it
+  // MUST return an error response with status code 401 (Unauthorized) and type unauthorized".
+  assertProblem(await unchanged('read by a deactivated account', () => c.post(url, '')), 'unauthorized', 401);
+  assertProblem(await unchanged('newOrder by a deactivated account', () => c.newOrder([LOCAL])), 'unauthorized', 401);
+  assertProblem(await unchanged('reactivation', () => c.post(url, { status: 'valid' })), 'unauthorized', 401);
+  // "...the server MUST NOT accept further requests authorized by that account's key": newAccount
+  // with that key must not hand the account back as if it were usable.
+  const fresh = await client();
+  const again = await unchanged('newAccount with a deactivated key', () => fresh.newAccount(c.account!.key, { termsOfServiceAgreed: true }));
+  assertProblem(again, 'unauthorized', 401);
+});
+
+test('deactivating an account cancels its pending orders (RFC 8555 §7.3.6, §7.1.6)', async () => {
+  const c = await clientWithAccount();
+  const res = await c.newOrder([LOCAL]);
+  assertOk(res, 201);
+  const orderId = lastSegment(header(res, 'location')!);
+  const authzId = lastSegment(asOrder(res.body).authorizations[0]);
+  assertOk(await c.post(c.account!.url, { status: 'deactivated' }));
+  assert.equal(row('authorizations', authzId).status, 'deactivated');
+  assert.equal(row('orders', orderId).status, 'invalid', 'an order whose authorization was deactivated can never be issued');
 });
 
 test('keyChange: roll over, old key refused, new key works, conflicts and forged inner JWS', async () => {
@@ -452,14 +476,42 @@ test('revocation by the issuing account succeeds', async () => {
   assertProblem(await c.revoke(certDer, { signWith: 'account' }), 'alreadyRevoked', 400);
 });
 
-test('revocation by an account holding authorizations for every identifier (RFC 8555 §7.6)', {
-  todo: 'server bug: server/acme/certificates.ts only accepts the issuing account or the certificate key',
-}, async () => {
+test('revocation by an account holding authorizations for every identifier (RFC 8555 §7.6)', async () => {
   const ownerClient = await clientWithAccount();
   const { certDer } = await issue(ownerClient);
   const holder = await clientWithAccount();
   await readyOrder(holder); // holder now has a valid authorization for 127.0.0.1
   assertOk(await holder.revoke(certDer, { signWith: 'account', reason: 0 }));
+});
+
+test('GET on a POST-as-GET resource: 405 malformed (RFC 8555 §6.3)', async () => {
+  const { client: c, orderUrl, order } = requireIssued();
+  for (const url of [orderUrl, order.authorizations[0], order.certificate!, c.account!.url]) {
+    const res = await unchanged(`GET ${url}`, () => c.request('GET', url));
+    assertProblem(res, 'malformed', 405);
+  }
+});
+
+test('DNS identifier resolved through the test DNS server, with CN', async () => {
+  const c = await clientWithAccount();
+  const name = 'proto.acme.test';
+  const res = await c.newOrder([{ type: 'dns', value: name }, LOCAL]);
+  assertOk(res, 201);
+  const orderUrl = header(res, 'location')!;
+  const order = asOrder(res.body);
+  assert.equal(order.authorizations.length, 2);
+  await completeHttp01(c, order, responder);
+  const ready = asOrder((await c.poll(orderUrl, (b) => asOrder(b).status === 'ready')).body);
+  const keys = await generateCsrKey('RSA2048');
+  assertOk(await c.finalize(ready.finalize, await buildCsr({ keys, commonName: name, dnsNames: [name], ipAddresses: ['127.0.0.1'] })));
+  const valid = asOrder((await c.poll(orderUrl, (b) => asOrder(b).status === 'valid')).body);
+  const dl = await c.downloadCert(valid.certificate!);
+  assertOk(dl);
+  const leaf = new X509Certificate(splitPem(dl.text)[0]);
+  assert.equal(leaf.subject, `CN=${name}`);
+  assert.deepEqual(leaf.subjectAltName?.split(', ').sort(), [`DNS:${name}`, 'IP Address:127.0.0.1'].sort());
+  assert.ok(dns.queries().some((q) => q.name === name), 'the CA resolved the name through the test DNS server');
+  await opensslVerifyChain(rootPemPath, dl.text);
 });
 
 test('JWS errors are refused and change nothing', async (t) => {

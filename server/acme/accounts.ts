@@ -29,6 +29,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     const p = payloadObject(v);
     const existing = await ctx.store.getAccountByThumbprint(v.thumbprint);
     if (existing) {
+      if (existing.status !== 'valid') throw problem('unauthorized', `the account of this key is ${existing.status}; it can no longer be used (RFC 8555 §7.3.6)`, 401);
       reply.header('Location', ctx.urls.account(existing.id)).code(200);
       return accountJson(existing, ctx.urls);
     }

@@ -1,6 +1,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { normalizeSerialHex } from '../ca/certificate-builder.js';
 import { toPem } from '../ca/pem.js';
+import { certificateRevokedEntry, type RevokedBy } from '../log/entry.js';
 import type { AcmeContext } from './context.js';
 import { spkiSha256 } from './jws.js';
 import { payloadObject, postJws, requireOwner } from './jws-route.js';
@@ -26,19 +28,25 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
     const der = Buffer.from(p.certificate, 'base64url');
     let x: X509Certificate;
     try { x = new X509Certificate(der); } catch { throw problem('malformed', '"certificate" is not a valid DER certificate'); }
-    const serial = x.serialNumber.toLowerCase().replace(/^0+(?=.)/, '');
+    const serial = normalizeSerialHex(x.serialNumber);
     const cert = await ctx.store.getCertificateBySerial(serial);
     if (!cert || !Buffer.from(cert.der).equals(der)) throw problem('malformed', 'this CA did not issue that certificate', 404);
     const reason = p.reason === undefined ? 0 : p.reason;
     if (typeof reason !== 'number' || !REASONS.has(reason)) throw problem('badRevocationReason', `reason ${JSON.stringify(reason)} is not allowed; use an RFC 5280 code 0-10 other than 7`);
     if (v.account) {
-      requireOwner(v, cert.accountId, 'certificate');
+      // RFC 8555 §7.6: the owner, or an account that holds authorizations for all of its names.
+      const order = v.account.id === cert.accountId ? null : await ctx.store.getOrder(cert.orderId);
+      if (order && !(await ctx.store.hasValidAuthorizations(v.account.id, order.identifiers, ctx.now()))) {
+        throw problem('unauthorized', 'this certificate belongs to another account, and this account lacks valid authorizations for all of its names');
+      }
     } else if (spkiSha256(v.key) !== cert.spkiSha256) {
       throw problem('unauthorized', 'the JWS is signed neither by the certificate\'s key nor by the account that owns it');
     }
     if (cert.status === 'revoked') throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
-    const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now());
+    const by: RevokedBy = v.account ? { kind: 'account', id: v.account.id } : { kind: 'certificate-key' };
+    const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now(), certificateRevokedEntry({ serial: cert.serial, der: cert.der, reason, by }, ctx.now()));
     if (!done) throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
+    ctx.logAppended();
     ctx.log.info({ serial, reason, by: v.account ? `account ${v.account.id}` : 'certificate key' }, 'certificate revoked');
     reply.code(200).header('Content-Length', '0');
     return reply.send();

@@ -21,5 +21,7 @@ export interface AcmeContext {
   validations: ValidationScheduler;
   issuance: IssuanceScheduler;
   log: Logger;
+  /** Tells the checkpoint publisher that the issuance log grew. */
+  logAppended: () => void;
   now: () => number;
 }

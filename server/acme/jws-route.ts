@@ -10,6 +10,11 @@ const JOSE = 'application/jose+json';
 
 /** Registers a POST route whose body must be a JWS verified per RFC 8555 §6.2-6.5. */
 export function postJws(app: FastifyInstance, ctx: AcmeContext, path: string, mode: KeyMode, handler: JwsHandler): void {
+  // RFC 8555 §6.3: resources are read with POST-as-GET; a plain GET is 405.
+  app.get(path, async (_req, reply) => {
+    reply.header('Allow', 'POST');
+    throw problem('malformed', 'this resource is only available through POST (use POST-as-GET: a JWS with an empty payload)', 405);
+  });
   app.post(path, async (req, reply) => {
     const ct = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (ct !== JOSE) throw problem('malformed', `Content-Type must be ${JOSE}, got ${JSON.stringify(req.headers['content-type'] ?? '')}`, 415);

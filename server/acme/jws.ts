@@ -149,7 +149,7 @@ export async function verifyRequest(ctx: AcmeContext, body: unknown, requestUrl:
   if (!(await ctx.nonces.redeem(header.nonce))) {
     throw problem('badNonce', 'the nonce is unknown, expired or already used; retry with the fresh nonce in this response\'s Replay-Nonce header');
   }
-  if (account && account.status !== 'valid') throw problem('unauthorized', `the account is ${account.status}; it can no longer make requests`);
+  if (account && account.status !== 'valid') throw problem('unauthorized', `the account is ${account.status}; it can no longer make requests`, 401); // RFC 8555 §7.3.6
   const thumbprint = account ? account.thumbprint : await calculateJwkThumbprint(jwk, 'sha256');
   return { header, payload, key, jwk, thumbprint, account };
 }

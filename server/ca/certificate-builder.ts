@@ -70,6 +70,11 @@ export function serialHex(serial: Uint8Array): string {
   return Buffer.from(serial.subarray(i)).toString('hex');
 }
 
+/** A serial as printed by openssl or node (upper case, whole bytes, maybe a 00 sign byte) in our stored form. */
+export function normalizeSerialHex(printed: string): string {
+  return printed.toLowerCase().replace(/^(?:00)+(?=..)/, '');
+}
+
 export function keyIdentifier(spkiDer: Uint8Array): Uint8Array {
   const spki = pkijs.PublicKeyInfo.fromBER(new Uint8Array(spkiDer));
   // RFC 7093 §2 method 1: leftmost 160 bits of the SHA-256 of the subjectPublicKey bits.

@@ -5,6 +5,7 @@ import type { SanEntry } from './certificate-builder.js';
 import { parseCsr } from './csr.js';
 import { issueLeaf } from './leaf.js';
 import { newId } from '../acme/ids.js';
+import { certificateIssuedEntry } from '../log/entry.js';
 
 export interface IssuanceOptions {
   validityMs: number;
@@ -18,6 +19,8 @@ export interface IssuanceOptions {
 export class IssuanceService {
   private readonly inFlight = new Set<string>();
   private readonly pending = new Set<Promise<void>>();
+  /** Called after each issuance commits (the log publisher batches checkpoints from it). */
+  onIssued: (() => void) | null = null;
 
   constructor(
     private readonly store: Storage,
@@ -60,12 +63,19 @@ export class IssuanceService {
         spkiDer: csr.spkiDer, san,
         notBefore: new Date(now - this.opts.backdateMs), notAfter: new Date(now - this.opts.backdateMs + this.opts.validityMs),
       });
-      await this.store.issueCertificate({
+      const entry = certificateIssuedEntry({
+        serial: leaf.serial, der: leaf.der, issuerDer: issuer.certDer, accountId: order.accountId, orderId: order.id,
+        scope: 'default', profile: 'default', identifiers: order.identifiers,
+        notBefore: leaf.notBefore.getTime(), notAfter: leaf.notAfter.getTime(),
+        policy: { decision: 'allow', version: 'builtin', reasons: [] },
+      }, now);
+      const { logIndex } = await this.store.issueCertificate({
         id: newId(), serial: leaf.serial, accountId: order.accountId, orderId: order.id, der: leaf.der, chainPem: issuer.chainPem,
         spkiSha256: leaf.spkiSha256, notBefore: leaf.notBefore.getTime(), notAfter: leaf.notAfter.getTime(),
         status: 'valid', revokedAt: null, revocationReason: null, createdAt: now,
-      });
-      this.log.info({ orderId, accountId: order.accountId, serial: leaf.serial, identifiers: order.identifiers.map((i) => i.value), notAfter: leaf.notAfter.toISOString() }, 'certificate issued');
+      }, entry);
+      this.onIssued?.();
+      this.log.info({ orderId, accountId: order.accountId, serial: leaf.serial, logIndex, identifiers: order.identifiers.map((i) => i.value), notAfter: leaf.notAfter.toISOString() }, 'certificate issued');
     } catch (e) {
       this.log.error({ orderId, err: e }, 'certificate signing failed; order marked invalid');
       await this.store.transitionOrder(orderId, ['processing'], 'invalid', {

@@ -15,6 +15,9 @@ export interface Validator {
   validate(input: ValidationInput): Promise<ValidationResult>;
 }
 
+// Boulder's convention: the peer answered wrongly → 403; it could not be reached → 400.
+const STATUS: Record<string, number> = { unauthorized: 403, incorrectResponse: 403 };
+
 export const fail = (type: string, detail: string, identifier: Identifier): ValidationResult => ({
-  valid: false, problem: { type: `urn:ietf:params:acme:error:${type}`, detail, identifier },
+  valid: false, problem: { type: `urn:ietf:params:acme:error:${type}`, detail, status: STATUS[type] ?? 400, identifier },
 });

@@ -81,4 +81,64 @@ CREATE INDEX certificates_spki ON certificates (spki_sha256);
 CREATE INDEX certificates_account ON certificates (account_id);
 `,
   },
+  {
+    version: 2,
+    name: 'issuance log',
+    // Append-only by construction: triggers refuse UPDATE/DELETE, and an INSERT must take the next
+    // index (which also blocks INSERT OR REPLACE, whose implicit delete fires no trigger).
+    sql: `
+CREATE TABLE log_tree_state (
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  size INTEGER NOT NULL,
+  root BLOB NOT NULL
+);
+INSERT INTO log_tree_state (id, size, root) VALUES (0, 0, X'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+
+CREATE TABLE log_entry (
+  idx INTEGER PRIMARY KEY,
+  leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32),
+  body BLOB NOT NULL CHECK (length(body) <= 65535),
+  event_type TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX log_entry_leaf ON log_entry (leaf_hash);
+
+CREATE TABLE log_node (
+  level INTEGER NOT NULL,
+  idx INTEGER NOT NULL,
+  hash BLOB NOT NULL CHECK (length(hash) = 32),
+  PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE log_lookup (
+  key TEXT NOT NULL,
+  idx INTEGER NOT NULL REFERENCES log_entry(idx),
+  PRIMARY KEY (key, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE log_checkpoint (
+  size INTEGER PRIMARY KEY,
+  root BLOB NOT NULL,
+  note TEXT NOT NULL,
+  signed_at INTEGER NOT NULL
+);
+
+CREATE TRIGGER log_entry_no_update BEFORE UPDATE ON log_entry BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_entry_no_delete BEFORE DELETE ON log_entry BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_entry_next_only BEFORE INSERT ON log_entry
+  WHEN NEW.idx <> (SELECT size FROM log_tree_state WHERE id = 0)
+  BEGIN SELECT RAISE(ABORT, 'issuance log index must be the current tree size'); END;
+CREATE TRIGGER log_node_no_update BEFORE UPDATE ON log_node BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_node_no_delete BEFORE DELETE ON log_node BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_lookup_no_update BEFORE UPDATE ON log_lookup BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_lookup_no_delete BEFORE DELETE ON log_lookup BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_checkpoint_no_update BEFORE UPDATE ON log_checkpoint BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_checkpoint_no_delete BEFORE DELETE ON log_checkpoint BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+CREATE TRIGGER log_tree_state_grow_only BEFORE UPDATE ON log_tree_state
+  WHEN NEW.size <> OLD.size + 1 BEGIN SELECT RAISE(ABORT, 'the log tree grows by exactly one entry per append'); END;
+CREATE TRIGGER log_tree_state_no_delete BEFORE DELETE ON log_tree_state BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
+
+ALTER TABLE certificates ADD COLUMN log_index INTEGER REFERENCES log_entry(idx);
+`,
+  },
 ];

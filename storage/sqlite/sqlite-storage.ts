@@ -1,9 +1,12 @@
 import Database from 'better-sqlite3';
 import type {
   AccountRecord, AccountStatus, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
-  ChallengeStatus, Identifier, NewOrderInput, OrderRecord, OrderStatus, Page, ProblemRecord, Storage,
+  ChallengeStatus, Identifier, LogAppend, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
+  OrderRecord, OrderStatus, Page, ProblemRecord, Storage,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
+// Pure tree math, shared with verifiers; the backend only decides where the nodes live.
+import { leafHash, nodesToStoreOnAppend, rootAt } from '../../server/log/merkle.js';
 
 type Row = Record<string, unknown>;
 
@@ -47,7 +50,14 @@ function toCertificate(r: Row): CertificateRecord {
     der: new Uint8Array(r.der as Uint8Array), chainPem: str(r.chain_pem), spkiSha256: str(r.spki_sha256),
     notBefore: Number(r.not_before), notAfter: Number(r.not_after), status: str(r.status) as CertificateRecord['status'],
     revokedAt: numOrNull(r.revoked_at), revocationReason: numOrNull(r.revocation_reason), createdAt: Number(r.created_at),
+    logIndex: numOrNull(r.log_index),
   };
+}
+function toLogEntry(r: Row): LogEntryRecord {
+  return { index: Number(r.idx), leafHash: new Uint8Array(r.leaf_hash as Uint8Array), body: new Uint8Array(r.body as Uint8Array), eventType: str(r.event_type), createdAt: Number(r.created_at) };
+}
+function toCheckpoint(r: Row): LogCheckpointRecord {
+  return { size: Number(r.size), root: new Uint8Array(r.root as Uint8Array), note: str(r.note), signedAt: Number(r.signed_at) };
 }
 
 const placeholders = (n: number): string => Array.from({ length: n }, () => '?').join(',');
@@ -67,6 +77,8 @@ export class SqliteStorage implements Storage {
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'FULL'}`);
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
+    // Without it, INSERT OR REPLACE deletes a log row without firing the no-delete trigger.
+    this.db.pragma('recursive_triggers = ON');
   }
 
   private stmt(sql: string): Database.Statement {
@@ -135,6 +147,8 @@ export class SqliteStorage implements Storage {
       if (changes.status === 'deactivated') {
         // RFC 8555 §7.3.6: the server should cancel pending authorizations of a deactivated account.
         this.stmt("UPDATE authorizations SET status = 'deactivated' WHERE account_id = ? AND status = 'pending'").run(id);
+        this.stmt("UPDATE orders SET status = 'invalid', error = ? WHERE account_id = ? AND status IN ('pending','ready')")
+          .run(JSON.stringify({ type: 'urn:ietf:params:acme:error:unauthorized', detail: 'the account was deactivated' }), id);
       }
     })();
     const a = await this.getAccount(id);
@@ -187,6 +201,14 @@ export class SqliteStorage implements Storage {
     return this.all('SELECT * FROM orders WHERE status = ? ORDER BY seq LIMIT ?', toOrder, status, limit);
   }
 
+  async hasValidAuthorizations(accountId: string, identifiers: Identifier[], now: number): Promise<boolean> {
+    return identifiers.every((i) => {
+      const wildcard = i.type === 'dns' && i.value.startsWith('*.');
+      const value = wildcard ? i.value.slice(2) : i.value;
+      return this.stmt(`SELECT 1 FROM authorizations WHERE account_id = ? AND identifier_type = ? AND identifier_value = ?
+        AND wildcard = ? AND status = 'valid' AND expires > ? LIMIT 1`).get(accountId, i.type, value, wildcard ? 1 : 0, now) !== undefined;
+    });
+  }
   async getAuthz(id: string): Promise<AuthzRecord | null> {
     return this.get('SELECT * FROM authorizations WHERE id = ?', toAuthz, id);
   }
@@ -246,15 +268,18 @@ export class SqliteStorage implements Storage {
     })();
   }
 
-  async issueCertificate(c: CertificateRecord): Promise<void> {
-    this.db.transaction(() => {
+  async issueCertificate(c: Omit<CertificateRecord, 'logIndex'>, entry: LogAppend): Promise<{ logIndex: number }> {
+    const logIndex = this.db.transaction(() => {
       const moved = this.stmt("UPDATE orders SET status = 'valid', certificate_id = ?, csr = NULL WHERE id = ? AND status = 'processing'")
         .run(c.id, c.orderId).changes;
       if (moved !== 1) throw new Error(`order ${c.orderId} is not processing; certificate not stored`);
-      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
-        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt);
-    })();
+      const idx = this.appendSync(entry);
+      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at, log_index)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
+        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt, idx);
+      return idx;
+    }).immediate();
+    return { logIndex };
   }
   async getCertificate(id: string): Promise<CertificateRecord | null> {
     return this.get('SELECT * FROM certificates WHERE id = ?', toCertificate, id);
@@ -262,8 +287,74 @@ export class SqliteStorage implements Storage {
   async getCertificateBySerial(serial: string): Promise<CertificateRecord | null> {
     return this.get('SELECT * FROM certificates WHERE serial = ?', toCertificate, serial);
   }
-  async revokeCertificate(id: string, reason: number, at: number): Promise<boolean> {
-    return this.stmt("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE id = ? AND status = 'valid'")
-      .run(at, reason, id).changes === 1;
+  async revokeCertificate(id: string, reason: number, at: number, entry: LogAppend): Promise<boolean> {
+    return this.db.transaction(() => {
+      const changed = this.stmt("UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? WHERE id = ? AND status = 'valid'")
+        .run(at, reason, id).changes === 1;
+      if (changed) this.appendSync(entry);
+      return changed;
+    }).immediate();
+  }
+  async countCertificates(): Promise<number> {
+    return Number((this.stmt('SELECT count(*) AS n FROM certificates').get() as Row).n);
+  }
+
+  private logNode(level: number, index: number): Uint8Array | undefined {
+    const r = this.stmt('SELECT hash FROM log_node WHERE level = ? AND idx = ?').get(level, index) as Row | undefined;
+    return r ? new Uint8Array(r.hash as Uint8Array) : undefined;
+  }
+
+  /** Sequences and integrates one entry; must run inside a write transaction (the writer lock orders appends). */
+  private appendSync(e: LogAppend): number {
+    const size = Number((this.stmt('SELECT size FROM log_tree_state WHERE id = 0').get() as Row).size);
+    const leaf = leafHash(e.body);
+    const get = (level: number, index: number): Uint8Array | undefined => this.logNode(level, index);
+    const nodes = nodesToStoreOnAppend(size, leaf, get);
+    this.stmt('INSERT INTO log_entry (idx, leaf_hash, body, event_type, created_at) VALUES (?,?,?,?,?)').run(size, leaf, Buffer.from(e.body), e.eventType, e.at);
+    for (const n of nodes) this.stmt('INSERT INTO log_node (level, idx, hash) VALUES (?,?,?)').run(n.level, n.index, n.hash);
+    for (const k of new Set(e.lookupKeys)) this.stmt('INSERT INTO log_lookup (key, idx) VALUES (?,?)').run(k, size);
+    const root = rootAt(size + 1, get);
+    this.stmt('UPDATE log_tree_state SET size = ?, root = ? WHERE id = 0').run(size + 1, root);
+    return size;
+  }
+
+  async appendLogEvent(entry: LogAppend): Promise<number> {
+    return this.db.transaction(() => this.appendSync(entry)).immediate();
+  }
+  async getLogState(): Promise<LogTreeState> {
+    const r = this.stmt('SELECT size, root FROM log_tree_state WHERE id = 0').get() as Row;
+    return { size: Number(r.size), root: new Uint8Array(r.root as Uint8Array) };
+  }
+  async getLogEntries(start: number, end: number): Promise<LogEntryRecord[]> {
+    return this.all('SELECT * FROM log_entry WHERE idx >= ? AND idx < ? ORDER BY idx', toLogEntry, start, end);
+  }
+  async getLogNodes(coords: Array<{ level: number; index: number }>): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    for (const c of coords) {
+      const h = this.logNode(c.level, c.index);
+      if (h) out.set(`${c.level}/${c.index}`, h);
+    }
+    return out;
+  }
+  async findLogIndexes(lookupKey: string, limit: number): Promise<number[]> {
+    return (this.stmt('SELECT idx FROM log_lookup WHERE key = ? ORDER BY idx LIMIT ?').all(lookupKey, limit) as Row[]).map((r) => Number(r.idx));
+  }
+  async findLogIndexByLeafHash(hash: Uint8Array): Promise<number | null> {
+    const r = this.stmt('SELECT idx FROM log_entry WHERE leaf_hash = ? ORDER BY idx LIMIT 1').get(Buffer.from(hash)) as Row | undefined;
+    return r ? Number(r.idx) : null;
+  }
+  async addCheckpoint(cp: LogCheckpointRecord): Promise<boolean> {
+    return this.db.transaction(() => {
+      const latest = this.stmt('SELECT max(size) AS s FROM log_checkpoint').get() as Row;
+      if (latest.s !== null && Number(latest.s) >= cp.size) return false;
+      this.stmt('INSERT INTO log_checkpoint (size, root, note, signed_at) VALUES (?,?,?,?)').run(cp.size, Buffer.from(cp.root), cp.note, cp.signedAt);
+      return true;
+    }).immediate();
+  }
+  async latestCheckpoint(): Promise<LogCheckpointRecord | null> {
+    return this.get('SELECT * FROM log_checkpoint ORDER BY size DESC LIMIT 1', toCheckpoint);
+  }
+  async getCheckpoint(size: number): Promise<LogCheckpointRecord | null> {
+    return this.get('SELECT * FROM log_checkpoint WHERE size = ?', toCheckpoint, size);
   }
 }

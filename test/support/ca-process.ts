@@ -37,7 +37,7 @@ export interface StartCaOptions {
   dataDir?: string;
   /** Extra environment for the server; wins over the defaults below. */
   env?: Record<string, string>;
-  /** Use this DNS server instead of starting one (the caller keeps ownership). */
+  /** Use this started DNS server (built with `txtDir`) instead of starting one; the caller closes it. */
   dns?: TestDnsServer;
   /** Zones the self-started DNS server answers; default `['test']`. */
   dnsSuffixes?: readonly string[];
@@ -135,6 +135,10 @@ export async function startCa(opts: StartCaOptions = {}): Promise<CaProcess> {
   const entry = path.resolve(REPO_ROOT, opts.serverEntry ?? SERVER_ENTRY);
   if (!fs.existsSync(entry)) throw new Error(`${entry} does not exist; build the server first (npx tsc)`);
 
+  if (opts.dns !== undefined && opts.dns.txtDir === undefined) {
+    // Hooks would write records into a directory that server never reads: fail loudly instead.
+    throw new Error('startCa: a caller-provided TestDnsServer must be constructed with txtDir');
+  }
   const dataDir = opts.dataDir ?? (await makeTempDir('acme-ca-data-'));
   const txtDir = opts.dns?.txtDir ?? (await makeTempDir('acme-ca-txt-'));
   const ownsDns = opts.dns === undefined;

@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import type { Identifier, LogAppend } from '../../storage/types.js';
+
+// Log entries are canonical JSON: object keys sorted by UTF-16 code units, no insignificant
+// whitespace, only strings, safe integers, booleans, null, arrays and objects. The bytes are hashed
+// and served verbatim, so an independent verifier rebuilds leaf hashes from what the API returns.
+export type CanonicalValue = string | number | boolean | null | CanonicalValue[] | { [k: string]: CanonicalValue | undefined };
+
+export function canonicalJson(v: CanonicalValue): string {
+  if (v === null || typeof v === 'boolean' || typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new Error(`log entries hold only safe integers, got ${v}`);
+    return String(v);
+  }
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(v[k] as CanonicalValue)}`).join(',')}}`;
+}
+
+export const LOG_ENTRY_VERSION = 1;
+const iso = (ms: number): string => new Date(ms).toISOString();
+const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+function entry(eventType: string, at: number, fields: Record<string, CanonicalValue | undefined>, lookupKeys: string[]): LogAppend {
+  const body = canonicalJson({ v: LOG_ENTRY_VERSION, type: eventType, time: iso(at), ...fields });
+  return { eventType, body: new Uint8Array(Buffer.from(body, 'utf8')), lookupKeys, at };
+}
+
+export interface IssuedFacts {
+  serial: string;
+  der: Uint8Array;
+  issuerDer: Uint8Array;
+  accountId: string;
+  orderId: string;
+  scope: string;
+  profile: string;
+  identifiers: Identifier[];
+  uris?: string[];
+  notBefore: number;
+  notAfter: number;
+  policy: { decision: 'allow'; version: string; reasons: string[] };
+}
+
+/** certificate.issued: everything an auditor needs, including the certificate itself. */
+export function certificateIssuedEntry(f: IssuedFacts, at: number): LogAppend {
+  const certSha256 = sha256hex(f.der);
+  return entry('certificate.issued', at, {
+    serial: f.serial,
+    certificate: { sha256: certSha256, der: Buffer.from(f.der).toString('base64') },
+    issuer: { sha256: sha256hex(f.issuerDer) },
+    account: f.accountId,
+    order: f.orderId,
+    scope: f.scope,
+    profile: f.profile,
+    identifiers: f.identifiers.map((i) => ({ type: i.type, value: i.value })),
+    uris: f.uris && f.uris.length > 0 ? f.uris : undefined,
+    notBefore: iso(f.notBefore),
+    notAfter: iso(f.notAfter),
+    policy: { decision: f.policy.decision, version: f.policy.version, reasons: f.policy.reasons },
+  }, [`serial:${f.serial}`, `cert:${certSha256}`, `account:${f.accountId}`, `scope:${f.scope}`, ...f.identifiers.map((i) => `id:${i.value}`)]);
+}
+
+export type RevokedBy = { kind: 'account'; id: string } | { kind: 'certificate-key' } | { kind: 'operator'; id: string };
+
+export function certificateRevokedEntry(f: { serial: string; der: Uint8Array; reason: number; by: RevokedBy }, at: number): LogAppend {
+  const certSha256 = sha256hex(f.der);
+  return entry('certificate.revoked', at, {
+    serial: f.serial, certificate: { sha256: certSha256 }, reason: f.reason, by: f.by as unknown as CanonicalValue,
+  }, [`serial:${f.serial}`, `cert:${certSha256}`]);
+}
+
+export type CaKeyEvent = 'ca.intermediate.created' | 'ca.intermediate.imported' | 'ca.intermediate.rotated';
+
+export function caKeyEventEntry(type: CaKeyEvent, f: { der: Uint8Array; subject: string; notAfter: number; actor: string }, at: number): LogAppend {
+  const certSha256 = sha256hex(f.der);
+  return entry(type, at, {
+    certificate: { sha256: certSha256, der: Buffer.from(f.der).toString('base64') },
+    subject: f.subject, notAfter: iso(f.notAfter), actor: f.actor,
+  }, [`cert:${certSha256}`, 'ca-event']);
+}
