@@ -2,13 +2,18 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { acmePlugin } from './acme/plugin.js';
 import type { AcmeContext } from './acme/context.js';
+import { logRoutes, type LogRouteDeps } from './log/routes.js';
 import { opsRoutes, type OpsDeps } from './ops/routes.js';
+import { adminRoutes, type AdminDeps } from './admin/routes.js';
 
 export interface AppOptions {
   tls: { certPem: string; keyPem: string } | null;
   log: Logger;
   acme: AcmeContext;
   ops: OpsDeps;
+  /** The issuance log read API under /log/ (`log` is taken by the logger). */
+  logApi?: LogRouteDeps;
+  admin?: AdminDeps;
   /** Filled with every registered route, so tests can compare them with openapi.yaml. */
   routes?: RouteInfo[];
 }
@@ -30,6 +35,13 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
   });
   await app.register(async (scope) => acmePlugin(scope, o.acme));
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    o.acme.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    o.acme.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+  });
   await app.register(async (scope) => opsRoutes(scope, o.ops));
+  if (o.admin) await app.register(async (scope) => adminRoutes(scope, o.admin!));
+  if (o.logApi) await app.register(async (scope) => logRoutes(scope, o.logApi!));
   return app;
 }

@@ -31,7 +31,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'acme.ordersPageSize', kind: 'integer', default: 100, min: 1, max: 1000, description: 'Orders per page in an account\'s orders list.' },
   { key: 'acme.maxBodyBytes', kind: 'integer', default: 65536, min: 1024, max: 1048576, description: 'Largest accepted request body.' },
   { key: 'acme.retryAfterSeconds', kind: 'integer', default: 1, min: 1, max: 60, description: '`Retry-After` on pending authorizations and processing orders.' },
-  { key: 'certificates.validity', env: 'ACME_CA_CERT_VALIDITY', kind: 'duration', default: '24h', description: 'Lifetime of issued certificates.' },
+  { key: 'policyFile', env: 'ACME_CA_POLICY_FILE', kind: 'path', default: null, description: 'Issuance policy file (profiles, scopes, rate limits; see docs/policy.md). Reloaded on SIGHUP. Built-in permissive policy when unset.' },
   { key: 'certificates.backdate', kind: 'duration', default: '1m', description: 'How far notBefore is set in the past, to absorb clock skew.' },
   { key: 'validation.http01Port', env: 'ACME_CA_HTTP01_PORT', kind: 'port', default: 80, description: 'Port the CA connects to for http-01.' },
   { key: 'validation.tlsAlpn01Port', env: 'ACME_CA_TLSALPN01_PORT', kind: 'port', default: 443, description: 'Port the CA connects to for tls-alpn-01.' },
@@ -65,7 +65,8 @@ export interface Config {
     maxBodyBytes: number;
     retryAfterSeconds: number;
   };
-  certificates: { validityMs: number; backdateMs: number };
+  policyFile: string | null;
+  certificates: { backdateMs: number };
   validation: {
     http01Port: number;
     tlsAlpn01Port: number;
@@ -227,7 +228,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if ((ca.intermediateCert === null) !== (ca.intermediateKey === null)) {
     throw new ConfigError('invalid configuration: ca.intermediateCert and ca.intermediateKey must be set together');
   }
-  if (d('certificates.validity') < 60_000) throw new ConfigError('invalid configuration: certificates.validity must be at least 1m');
   return {
     dataDir: resolve(cwd, s('dataDir')),
     listen,
@@ -244,7 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       maxBodyBytes: n('acme.maxBodyBytes'),
       retryAfterSeconds: n('acme.retryAfterSeconds'),
     },
-    certificates: { validityMs: d('certificates.validity'), backdateMs: d('certificates.backdate') },
+    policyFile: sn('policyFile') ? resolve(cwd, s('policyFile')) : null,
+    certificates: { backdateMs: d('certificates.backdate') },
     log: {
       origin: sn('log.origin') ?? `${(external ? new URL(external) : listen).host}/issuance-log`,
       checkpointDelayMs: d('log.checkpointDelay'),

@@ -1,6 +1,6 @@
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger } from './logger.js';
-import { startServer } from './server.js';
+import { StartupError, startServer } from './server.js';
 
 async function main(): Promise<void> {
   let config;
@@ -25,11 +25,12 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     server.close().then(() => process.exit(0), (e: unknown) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
+  process.on('SIGHUP', () => { server.reloadPolicy(); });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((e: unknown) => {
   process.stderr.write(`acme-ca: failed to start: ${(e as Error).message}\n`);
-  process.exit(1);
+  process.exit(e instanceof StartupError ? 2 : 1);
 });

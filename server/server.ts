@@ -23,12 +23,20 @@ import { ValidationService } from './validation/validation-service.js';
 import { CheckpointPublisher } from './log/checkpoint-publisher.js';
 import { caKeyEventEntry } from './log/entry.js';
 import { loadOrCreateLogKey, type LogKey } from './log/log-key.js';
+import { SecretBox } from './admin/key-encryption.js';
+import { Metrics, type CaCertificateInfo } from './ops/metrics.js';
+import { PolicyStore, type ReloadResult } from './policy/policy-store.js';
+import { lookup } from './policy/types.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   store: Storage;
   logKey: LogKey;
   publisher: CheckpointPublisher;
+  policy: PolicyStore;
+  metrics: Metrics;
+  /** Re-reads the policy file (SIGHUP); the old policy stays when the new one is invalid. */
+  reloadPolicy(): ReloadResult | null;
   ca: CaMaterial;
   directoryUrl: string;
   routes: RouteInfo[];
@@ -54,6 +62,25 @@ async function recordCaKeyEvent(store: Storage, ca: CaMaterial & { generated: bo
   }, at));
 }
 
+export class StartupError extends Error {}
+
+function loadPolicy(file: string | null): PolicyStore {
+  const store = new PolicyStore();
+  if (file) {
+    const r = store.reload(file);
+    if (!r.ok) throw new StartupError(r.error);
+  }
+  return store;
+}
+
+function caCertificateInfo(ca: CaMaterial): CaCertificateInfo[] {
+  const root = new X509Certificate(ca.rootPem);
+  return [
+    { role: 'root', subject: root.subject.replace(/\n/g, ', '), notAfter: new Date(root.validTo) },
+    { role: 'intermediate', subject: new X509Certificate(Buffer.from(ca.issuer.certDer)).subject.replace(/\n/g, ', '), notAfter: ca.issuer.notAfter },
+  ];
+}
+
 /** Start-up in dependency order: storage, CA, services, app, listen; then resume unfinished work. */
 export async function startServer(config: Config, log: Logger, now: () => number = Date.now): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -69,12 +96,24 @@ export async function startServer(config: Config, log: Logger, now: () => number
     'dns-01': new Dns01Validator(resolver),
     'tls-alpn-01': new TlsAlpn01Validator(resolver, config.validation.tlsAlpn01Port, config.validation.timeoutMs),
   }, { attempts: config.validation.attempts, retryDelayMs: config.validation.retryDelayMs, concurrency: 32 }, log.child({ component: 'validation' }), now);
-  const issuance = new IssuanceService(store, () => ca.issuer, { validityMs: config.certificates.validityMs, backdateMs: config.certificates.backdateMs }, log.child({ component: 'ca' }), now);
+  const policy = loadPolicy(config.policyFile);
+  const issuance = new IssuanceService(store, () => ca.issuer, {
+    backdateMs: config.certificates.backdateMs,
+    profile: (name) => lookup(policy.current().profiles, name),
+    policyVersion: () => policy.current().version,
+  }, log.child({ component: 'ca' }), now);
 
   const logKey = loadOrCreateLogKey(config.dataDir, config.log.origin);
   await recordCaKeyEvent(store, ca, now());
   const publisher = new CheckpointPublisher(store, logKey, { delayMs: config.log.checkpointDelayMs, intervalMs: config.log.checkpointIntervalMs }, log.child({ component: 'log' }), now);
   issuance.onIssued = () => publisher.notify();
+  const metrics = new Metrics({
+    store, now,
+    caCertificates: () => caCertificateInfo(ca),
+    lastCheckpointAt: () => publisher.lastPublishedAt,
+  });
+  issuance.metrics = metrics;
+  validations.metrics = metrics;
 
   const urls = new Urls(config.externalUrl);
   const ctx: AcmeContext = {
@@ -84,9 +123,19 @@ export async function startServer(config: Config, log: Logger, now: () => number
     issuer: () => ca.issuer,
     validations, issuance,
     logAppended: () => publisher.notify(),
+    policy, metrics,
+    secrets: SecretBox.open(config.dataDir),
+  };
+  const reloadPolicy = (): ReloadResult | null => {
+    if (!config.policyFile) return null;
+    const r = policy.reload(config.policyFile);
+    if (r.ok) log.info({ version: r.version, changed: r.changed }, 'policy reloaded');
+    else log.error({ error: r.error }, 'policy reload refused');
+    return r;
   };
   const routes: RouteInfo[] = [];
-  const app = await buildApp({ routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem } });
+  const app = await buildApp({ routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, metrics: metrics.registry, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem },
+    admin: { store, secrets: ctx.secrets, policy, now, reloadPolicy: () => reloadPolicy() }, logApi: { store, logKey, publisher, readToken: config.log.readToken, now } });
   await app.listen({ host: listenHost(config), port: Number(config.listen.port || 443) });
 
   publisher.start();
@@ -97,7 +146,8 @@ export async function startServer(config: Config, log: Logger, now: () => number
   purge.unref();
 
   return {
-    app, store, ca, routes, logKey, publisher, directoryUrl: urls.directory(),
+    app, store, ca, routes, logKey, publisher, policy, metrics, directoryUrl: urls.directory(),
+    reloadPolicy,
     async close() {
       clearInterval(purge);
       await app.close();

@@ -27,6 +27,9 @@ export interface AccountRecord {
   contact: string[];
   termsOfServiceAgreed: boolean;
   createdAt: number;
+  /** The policy scope (team or namespace) the account acts in; set by its EAB key or the default. */
+  scope: string;
+  eabKeyId: string | null;
 }
 
 export type OrderStatus = 'pending' | 'ready' | 'processing' | 'valid' | 'invalid';
@@ -43,6 +46,8 @@ export interface OrderRecord {
   csr: Uint8Array | null;
   certificateId: string | null;
   createdAt: number;
+  profile: string;
+  scope: string;
 }
 
 export type AuthzStatus = 'pending' | 'valid' | 'invalid' | 'deactivated' | 'expired' | 'revoked';
@@ -89,6 +94,8 @@ export interface CertificateRecord {
   createdAt: number;
   /** Index of the certificate.issued entry in the issuance log. */
   logIndex: number | null;
+  /** Sorted "type:value" identifiers joined by ",", shared by a certificate and its renewals. */
+  nameSet: string;
 }
 
 /** An event to append to the issuance log, in the same transaction as the change it records. */
@@ -112,6 +119,34 @@ export interface LogEntryRecord {
 export interface LogTreeState { size: number; root: Uint8Array }
 
 export interface LogCheckpointRecord { size: number; root: Uint8Array; note: string; signedAt: number }
+
+export interface EabKeyRecord {
+  id: string;
+  scope: string;
+  description: string;
+  /** Encrypted HMAC key; null once used or revoked. */
+  hmacKeyEnc: Uint8Array | null;
+  hmacKeySha256: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+  usedAt: number | null;
+  accountId: string | null;
+}
+
+export type TokenScope = 'admin' | 'read-log' | 'mesh';
+export interface ApiTokenRecord {
+  id: string;
+  name: string;
+  scopes: TokenScope[];
+  secretSha256: string;
+  createdAt: number;
+  expiresAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface RateLimitState { tokens: number; updatedAt: number }
+export type RateLimitDecision = { allowed: boolean; state: RateLimitState; retryAfterMs: number };
 
 export interface NewOrderInput {
   order: Omit<OrderRecord, 'csr' | 'certificateId' | 'error'>;
@@ -138,6 +173,24 @@ export interface Storage {
   purgeExpiredNonces(now: number): Promise<number>;
 
   createAccount(account: AccountRecord): Promise<void>;
+  /** Creates the account and spends its EAB key in one transaction; false if the key is no longer usable. */
+  createAccountWithEab(account: AccountRecord, eabKeyId: string, now: number): Promise<boolean>;
+
+  createApiToken(t: ApiTokenRecord): Promise<void>;
+  getApiToken(id: string): Promise<ApiTokenRecord | null>;
+  listApiTokens(): Promise<ApiTokenRecord[]>;
+  revokeApiToken(id: string, at: number): Promise<boolean>;
+
+  createEabKey(key: EabKeyRecord): Promise<void>;
+  getEabKey(id: string): Promise<EabKeyRecord | null>;
+  listEabKeys(): Promise<EabKeyRecord[]>;
+  revokeEabKey(id: string, at: number): Promise<boolean>;
+
+  /**
+   * Reads a rate-limit bucket, lets `decide` (pure) compute the new state, and writes it back, in
+   * one transaction so that replicas sharing the store count together.
+   */
+  consumeRateLimit(key: string, decide: (state: RateLimitState | null) => RateLimitDecision): Promise<RateLimitDecision>;
   getAccount(id: string): Promise<AccountRecord | null>;
   getAccountByThumbprint(thumbprint: string): Promise<AccountRecord | null>;
   updateAccount(id: string, changes: { status?: AccountStatus; contact?: string[] }): Promise<AccountRecord>;
@@ -177,6 +230,10 @@ export interface Storage {
   /** Revokes and appends the revocation's log entry atomically; false if it was not valid. */
   revokeCertificate(id: string, reason: number, at: number, entry: LogAppend): Promise<boolean>;
   countCertificates(): Promise<number>;
+  /** True when a certificate with this key (SHA-256 of its SPKI, hex) was revoked for keyCompromise. */
+  isKeyBlocked(spkiSha256: string): Promise<boolean>;
+  /** Valid certificates expiring in (now, now+withinMs] for whose names no later certificate exists. */
+  countExpiringWithoutReplacement(now: number, withinMs: number): Promise<number>;
 
   // The issuance log (append-only; see storage/sqlite/migrations.ts for how that is enforced).
   appendLogEvent(entry: LogAppend): Promise<number>;

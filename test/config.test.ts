@@ -8,12 +8,12 @@ import { CONFIG_FIELDS, ConfigError, configReferenceMarkdown, loadConfig, parseD
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-test('defaults: data folder ./data, https://localhost:14000, 24h certificates', () => {
+test('defaults: data folder ./data, https://localhost:14000, built-in policy', () => {
   const c = loadConfig({}, '/srv/ca');
   assert.equal(c.dataDir, '/srv/ca/data');
   assert.equal(c.listen.href, 'https://localhost:14000/');
   assert.equal(c.externalUrl.href, c.listen.href);
-  assert.equal(c.certificates.validityMs, 24 * 3600_000);
+  assert.equal(c.policyFile, null);
   assert.equal(c.certificates.backdateMs, 60_000);
   assert.equal(c.validation.http01Port, 80);
   assert.equal(c.validation.tlsAlpn01Port, 443);
@@ -36,12 +36,12 @@ test('a YAML file sets the same keys, and the environment overrides it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'acme-ca-config-'));
   try {
     const file = join(dir, 'ca.yaml');
-    writeFileSync(file, 'listen: https://127.0.0.1:9000\nvalidation:\n  http01Port: 8080\n  dnsResolver: "[::1]:53"\ncertificates:\n  validity: 1h30m\n');
+    writeFileSync(file, 'listen: https://127.0.0.1:9000\nvalidation:\n  http01Port: 8080\n  dnsResolver: "[::1]:53"\ncertificates:\n  backdate: 1h30m\n');
     const c = loadConfig({ ACME_CA_CONFIG: file, ACME_CA_HTTP01_PORT: '8081' }, dir);
     assert.equal(c.listen.port, '9000');
     assert.equal(c.validation.http01Port, 8081);
     assert.equal(c.validation.dnsResolver, '[::1]:53');
-    assert.equal(c.certificates.validityMs, 90 * 60_000);
+    assert.equal(c.certificates.backdateMs, 90 * 60_000);
     assert.equal(c.configFile, file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -53,7 +53,6 @@ test('bad configuration names the key, the value and what is allowed', () => {
     [{ ACME_CA_HTTP01_PORT: '70000' }, /validation\.http01Port .*ACME_CA_HTTP01_PORT.* = "70000": expected a port number 1-65535/],
     [{ ACME_CA_LISTEN: 'http://localhost:80' }, /listen .* must be an https:\/\/ URL/],
     [{ ACME_CA_DNS_RESOLVER: 'localhost' }, /validation\.dnsResolver .*expected host:port/],
-    [{ ACME_CA_CERT_VALIDITY: 'forever' }, /certificates\.validity .*expected a duration/],
     [{ ACME_CA_LOG_LEVEL: 'loud' }, /logLevel .*expected one of/],
     [{ ACME_CA_EAB_REQUIRED: 'maybe' }, /acme\.externalAccountRequired .*expected true or false/],
     [{ ACME_CA_INTERMEDIATE_CERT: '/x.pem' }, /ca\.intermediateCert and ca\.intermediateKey must be set together/],
@@ -67,6 +66,8 @@ test('unknown keys and unreadable files are refused with the file named', () => 
     const file = join(dir, 'ca.yaml');
     writeFileSync(file, 'validation:\n  http01port: 80\n');
     assert.throws(() => loadConfig({ ACME_CA_CONFIG: file }), /unknown key validation\.http01port/);
+    writeFileSync(file, 'certificates:\n  backdate: forever\n');
+    assert.throws(() => loadConfig({ ACME_CA_CONFIG: file }), /certificates\.backdate \(from file .*\) = "forever": expected a duration/);
     writeFileSync(file, 'listen: [unclosed\n');
     assert.throws(() => loadConfig({ ACME_CA_CONFIG: file }), /is not valid YAML/);
     assert.throws(() => loadConfig({ ACME_CA_CONFIG: join(dir, 'missing.yaml') }), /cannot read configuration file .*missing\.yaml/);

@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { CaImportError } from '../../server/ca/ca-material.js';
 import { createIntermediateCsr, importSignedIntermediate } from '../../server/ca/intermediate-request.js';
 import { ConfigError, loadConfig } from '../../server/config.js';
+import { runLogCommand } from './log-commands.js';
+import { ADMIN_HELP, runAdminCommand, UsageError } from './admin-commands.js';
 
 const HELP = `acme-ca — an internal certificate authority that speaks ACME
 
@@ -15,7 +17,13 @@ Usage:
                                          for an intermediate that an enterprise root will sign
   acme-ca intermediate import --cert FILE [--root FILE] [--key FILE] [--json]
                                          check the signed intermediate and install it
-  acme-ca help                           this text
+  acme-ca log verify --url URL --vkey VKEY|@FILE [--state FILE] [--full] [--ca ROOT.pem] [--token T] [--json]
+                                         check the issuance log's signed checkpoint, its consistency
+                                         with the last run (--state) and, with --full, every entry
+  acme-ca log export --url URL [--from N] [--to N] [--out FILE] [--ca ROOT.pem] [--token T]
+                                         write log entries as JSON lines for an auditor
+                                         (acme-ca log help: details and exit codes)
+${ADMIN_HELP}  acme-ca help                           this text
 
 The data folder is ACME_CA_DATA_DIR (default ./data) or dataDir in the ACME_CA_CONFIG file.
 Exit codes: 0 success, 1 operation failed, 2 bad usage or configuration.
@@ -30,6 +38,12 @@ async function main(argv: string[]): Promise<void> {
   const [cmd, sub, ...rest] = argv;
   if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') { process.stdout.write(HELP); return; }
   if (cmd === 'serve') { await import('../../server/main.js'); return; }
+  // The log commands talk to a server over HTTPS and need no local configuration.
+  if (cmd === 'log') return runLogCommand(sub, rest);
+  if (cmd === 'eab' || cmd === 'token' || cmd === 'policy') {
+    if (rest.includes('--help')) { process.stdout.write(HELP); return; }
+    return runAdminCommand(cmd, sub, rest, loadConfig());
+  }
   if (cmd !== 'intermediate') usage(`unknown command "${cmd}"`);
   const { values } = parseArgs({
     args: rest, strict: true,
@@ -57,7 +71,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((e: unknown) => {
-  if (e instanceof ConfigError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') usage((e as Error).message);
+  if (e instanceof ConfigError || e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) usage((e as Error).message);
   process.stderr.write(`acme-ca: ${e instanceof CaImportError ? 'refused: ' : ''}${(e as Error).message}\n`);
   process.exit(1);
 });

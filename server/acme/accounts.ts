@@ -7,6 +7,7 @@ import { keyFromJwk, parseFlattenedJws, parseProtectedHeader, publicJwk, verifyS
 import { payloadObject, postJws, requireOwner, signer } from './jws-route.js';
 import { problem } from './problems.js';
 import { accountJson } from './resources.js';
+import { eabKeyId, verifyExternalAccountBinding } from './eab.js';
 
 const MAX_CONTACTS = 10;
 // One mailbox per mailto URL; hfields (?subject=...) and lists are refused (RFC 8555 §7.3).
@@ -37,17 +38,28 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     if (ctx.config.acme.externalAccountRequired && p.externalAccountBinding === undefined) {
       throw problem('externalAccountRequired', 'this CA requires External Account Binding: ask the CA operator for an EAB key id and HMAC key and pass them to your client');
     }
-    if (p.externalAccountBinding !== undefined && !ctx.config.acme.externalAccountRequired) {
-      throw problem('malformed', 'External Account Binding is not enabled on this CA; create the account without it');
-    }
     if (ctx.config.acme.termsOfService && p.termsOfServiceAgreed !== true) {
       throw problem('userActionRequired', `you must agree to the terms of service at ${ctx.config.acme.termsOfService} (set termsOfServiceAgreed to true)`);
     }
     const contact = checkContacts(p.contact);
     const account: AccountRecord = {
       id: newId(), status: 'valid', jwk: JSON.stringify(v.jwk), thumbprint: v.thumbprint, contact,
-      termsOfServiceAgreed: p.termsOfServiceAgreed === true, createdAt: ctx.now(),
+      termsOfServiceAgreed: p.termsOfServiceAgreed === true, createdAt: ctx.now(), scope: ctx.policy.current().defaultScope ?? '', eabKeyId: null,
     };
+    // An EAB binding (required or offered) ties the account to the scope of the operator's key.
+    if (p.externalAccountBinding !== undefined) {
+      const keyId = eabKeyId(p.externalAccountBinding);
+      const key = await ctx.store.getEabKey(keyId);
+      await verifyExternalAccountBinding(p.externalAccountBinding, key, v.jwk, ctx.urls.newAccount(), ctx.secrets, ctx.now());
+      account.scope = key!.scope;
+      account.eabKeyId = keyId;
+      if (!(await ctx.store.createAccountWithEab(account, keyId, ctx.now()))) {
+        throw problem('unauthorized', 'the EAB key was used by a concurrent request; each EAB key binds exactly one account');
+      }
+      ctx.log.info({ accountId: account.id, scope: account.scope, eabKeyId: keyId }, 'account created with external account binding');
+      reply.header('Location', ctx.urls.account(account.id)).code(201);
+      return accountJson(account, ctx.urls);
+    }
     try {
       await ctx.store.createAccount(account);
     } catch (e) {

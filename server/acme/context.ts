@@ -5,6 +5,9 @@ import type { Issuer } from '../ca/ca-material.js';
 import type { KeyCache } from './jws.js';
 import type { NonceService } from './nonces.js';
 import type { Urls } from './urls.js';
+import type { SecretBox } from '../admin/key-encryption.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { PolicyStore } from '../policy/policy-store.js';
 
 export interface ValidationScheduler { schedule(challengeId: string): void }
 export interface IssuanceScheduler { schedule(orderId: string): void }
@@ -21,6 +24,9 @@ export interface AcmeContext {
   validations: ValidationScheduler;
   issuance: IssuanceScheduler;
   log: Logger;
+  policy: PolicyStore;
+  secrets: SecretBox;
+  metrics: Metrics;
   /** Tells the checkpoint publisher that the issuance log grew. */
   logAppended: () => void;
   now: () => number;

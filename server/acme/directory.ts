@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify';
+import { directoryProfiles } from '../policy/evaluate.js';
 import type { AcmeContext } from './context.js';
 
 export function directoryRoutes(app: FastifyInstance, ctx: AcmeContext): void {
   app.get('/directory', async () => {
     const { acme } = ctx.config;
-    const meta: Record<string, unknown> = { externalAccountRequired: acme.externalAccountRequired };
+    const meta: Record<string, unknown> = { externalAccountRequired: acme.externalAccountRequired, profiles: directoryProfiles(ctx.policy.current()) };
     if (acme.termsOfService) meta.termsOfService = acme.termsOfService;
     if (acme.website) meta.website = acme.website;
     return {

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import type { Identifier } from '../../storage/types.js';
 import { CsrError, parseCsr, type ParsedCsr } from '../ca/csr.js';
-import { checkPublicKey } from '../ca/goodkey.js';
+import { evaluateCsrUris, evaluateKey, evaluateOrder } from '../policy/evaluate.js';
+import { recordDenial, refusalProblem } from './order-policy.js';
 import type { AcmeContext } from './context.js';
 import { spkiSha256 } from './jws.js';
 import { payloadObject, postJws, requireOwner } from './jws-route.js';
@@ -10,7 +11,10 @@ import { problem } from './problems.js';
 import { effectiveOrderStatus } from './resources.js';
 import { renderOrder } from './orders.js';
 
-/** The names a CSR asks for must be exactly the order's identifiers (RFC 8555 §7.4). */
+/**
+ * The DNS and IP names a CSR asks for must be exactly the order's identifiers (RFC 8555 §7.4).
+ * URI SANs are not ACME identifiers; the policy decides them separately.
+ */
 export function csrMatchesOrder(csr: ParsedCsr, identifiers: Identifier[]): string | null {
   const want = new Set(identifiers.map((i) => `${i.type}:${i.value}`));
   const have = new Set([...csr.dnsNames.map((n) => `dns:${n}`), ...csr.ipAddresses.map((n) => `ip:${n}`)]);
@@ -19,7 +23,6 @@ export function csrMatchesOrder(csr: ParsedCsr, identifiers: Identifier[]): stri
     if (!want.has(`dns:${cn}`) && !want.has(`ip:${cn}`)) return `the CSR's common name "${csr.commonName}" is not one of the order's identifiers`;
     if (!have.has(`dns:${cn}`) && !have.has(`ip:${cn}`)) have.add(want.has(`dns:${cn}`) ? `dns:${cn}` : `ip:${cn}`);
   }
-  if (csr.uris.length > 0) return `the CSR asks for URI names (${csr.uris.join(', ')}), which this account's policy does not allow`;
   const missing = [...want].filter((n) => !have.has(n)).map((n) => n.slice(n.indexOf(':') + 1));
   const extra = [...have].filter((n) => !want.has(n)).map((n) => n.slice(n.indexOf(':') + 1));
   if (missing.length === 0 && extra.length === 0) return null;
@@ -53,10 +56,29 @@ export function finalizeRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     }
     const mismatch = csrMatchesOrder(csr, order.identifiers);
     if (mismatch) throw problem('badCSR', mismatch);
-    const keyCheck = checkPublicKey(csr.spkiDer);
-    if (!keyCheck.ok) throw problem('badPublicKey', `the CSR's public key is refused: ${keyCheck.reason}`);
+    // The policy may have been reloaded since newOrder: decide again, so a tightened rule holds.
+    const policy = ctx.policy.current();
+    const account = requireOwner(v, order.accountId, 'order');
+    const denied = async (problemType: 'badCSR' | 'badPublicKey' | 'rejectedIdentifier', detail: string, rules: Array<{ identifier: string; rule: string; detail: string }>): Promise<never> => {
+      await recordDenial(ctx, { accountId: account.id, scope: order.scope, profile: order.profile, stage: 'finalize', problem: problemType, detail, identifiers: order.identifiers, denials: rules });
+      throw problem(problemType, detail);
+    };
+    const decision = evaluateOrder({ identifiers: order.identifiers, profile: order.profile }, { scope: order.scope, policy });
+    if (!decision.allow) {
+      await recordDenial(ctx, { accountId: account.id, scope: order.scope, profile: order.profile, stage: 'finalize', problem: decision.problem, detail: decision.detail, identifiers: order.identifiers, denials: decision.denials.map((d) => ({ identifier: d.identifier.value, rule: d.rule, detail: d.detail })) });
+      throw refusalProblem(decision);
+    }
+    const keyCheck = evaluateKey(csr.spkiDer, decision.profile);
+    if (!keyCheck.ok) await denied('badPublicKey', `the CSR's public key is refused: ${keyCheck.reason}`, [{ identifier: '(csr key)', rule: `profile.keys`, detail: keyCheck.reason }]);
     if (spkiSha256(v.key) === createHash('sha256').update(csr.spkiDer).digest('hex')) {
-      throw problem('badCSR', 'the CSR uses the account key; certificates must have a key of their own');
+      await denied('badCSR', 'the CSR uses the account key; certificates must have a key of their own', [{ identifier: '(csr key)', rule: 'csr.key != account.key', detail: 'the CSR reuses the account key' }]);
+    }
+    if (await ctx.store.isKeyBlocked(createHash('sha256').update(csr.spkiDer).digest('hex'))) {
+      await denied('badPublicKey', 'the CSR\'s key was revoked for keyCompromise; generate a new key', [{ identifier: '(csr key)', rule: 'blockedKeys', detail: 'key revoked for keyCompromise' }]);
+    }
+    const uriDenials = evaluateCsrUris(csr.uris, { scope: order.scope, profile: order.profile, policy });
+    if (uriDenials.length > 0) {
+      await denied('badCSR', `the CSR's URI names are refused: ${uriDenials.map((d) => d.detail).join('; ')}`, uriDenials.map((d) => ({ identifier: d.uri, rule: d.rule, detail: d.detail })));
     }
     const moved = await ctx.store.transitionOrder(order.id, ['ready'], 'processing', { csr: der });
     if (!moved) throw problem('orderNotReady', 'the order was finalized by a concurrent request');

@@ -1,18 +1,13 @@
 import type { FastifyInstance } from 'fastify';
-import type { AuthzRecord, ChallengeRecord, ChallengeType, Identifier, ProblemRecord } from '../../storage/types.js';
+import type { AuthzRecord, ChallengeRecord, Identifier, ProblemRecord } from '../../storage/types.js';
+import { challengeTypesFor, evaluateOrder } from '../policy/evaluate.js';
+import { accountScope, enforceRateLimits, recordDenial, refusalProblem } from './order-policy.js';
 import type { AcmeContext } from './context.js';
 import { newId, newToken } from './ids.js';
 import { checkIdentifier, MAX_IDENTIFIERS } from './identifiers.js';
 import { payloadObject, postJws, requireOwner, signer } from './jws-route.js';
 import { AcmeProblem, problem } from './problems.js';
 import { effectiveOrderStatus, orderJson } from './resources.js';
-
-/** Which challenges an identifier may be proven with (RFC 8555 §8, RFC 8737, RFC 8738). */
-export function challengeTypesFor(id: Identifier, wildcard: boolean): ChallengeType[] {
-  if (id.type === 'ip') return ['http-01', 'tls-alpn-01'];
-  if (wildcard) return ['dns-01'];
-  return ['http-01', 'dns-01', 'tls-alpn-01'];
-}
 
 /** One problem for one failure; a compound problem with subproblems for several (RFC 8555 §6.7.1). */
 export function combineProblems(problems: ProblemRecord[]): AcmeProblem {
@@ -58,6 +53,19 @@ export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       throw problem('malformed', 'notBefore and notAfter are not supported: certificate lifetime is set by the CA (omit both fields)');
     }
     const identifiers = parseIdentifiers(p.identifiers);
+    if (p.profile !== undefined && typeof p.profile !== 'string') throw problem('malformed', '"profile" must be the name of a profile from the directory\'s meta.profiles');
+    const scope = accountScope(ctx, account);
+    if (scope === null) throw problem('unauthorized', 'this CA only issues to accounts bound to a scope: register with an External Account Binding key from the CA operator');
+    const decision = evaluateOrder({ identifiers, profile: p.profile as string | undefined }, { scope, policy: ctx.policy.current() });
+    if (!decision.allow) {
+      await recordDenial(ctx, {
+        accountId: account.id, scope, profile: (p.profile as string | undefined) ?? null, stage: 'newOrder', problem: decision.problem, detail: decision.detail, identifiers,
+        denials: decision.denials.map((d) => ({ identifier: d.identifier.value, rule: d.rule, detail: d.detail })),
+      });
+      throw refusalProblem(decision);
+    }
+    const profile = decision.profile;
+    await enforceRateLimits(ctx, account, scope, identifiers, false);
     const now = ctx.now();
     const expires = now + ctx.config.acme.orderLifetimeMs;
     const orderId = newId();
@@ -71,16 +79,16 @@ export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
           identifier: wildcard ? { type: 'dns', value: identifier.value.slice(2) } : identifier,
         },
         // One token for all of an authorization's challenges, as Boulder does: the key authorization is the same.
-        challenges: challengeTypesFor(identifier, wildcard).map((type) => ({
+        challenges: challengeTypesFor(identifier, wildcard, profile).map((type) => ({
           id: newId(), authzId, type, token, status: 'pending', validatedAt: null, error: null, attempts: 0,
         })),
       };
     });
     await ctx.store.createOrder({
-      order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now },
+      order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now, profile: profile.name, scope },
       authorizations,
     });
-    ctx.log.info({ accountId: account.id, orderId, identifiers: identifiers.map((i) => i.value) }, 'order created');
+    ctx.log.info({ accountId: account.id, orderId, scope, profile: profile.name, identifiers: identifiers.map((i) => i.value) }, 'order created');
     reply.header('Location', ctx.urls.order(orderId)).code(201);
     return renderOrder(ctx, orderId);
   });

@@ -1,5 +1,9 @@
 import type { Logger } from 'pino';
 import type { Storage } from '../../storage/types.js';
+import { nameSetKey } from '../policy/evaluate.js';
+import type { ExtKeyUsageName, ProfileConfig } from '../policy/types.js';
+import type { Metrics } from '../ops/metrics.js';
+import { OID } from './certificate-builder.js';
 import type { Issuer } from './ca-material.js';
 import type { SanEntry } from './certificate-builder.js';
 import { parseCsr } from './csr.js';
@@ -8,9 +12,13 @@ import { newId } from '../acme/ids.js';
 import { certificateIssuedEntry } from '../log/entry.js';
 
 export interface IssuanceOptions {
-  validityMs: number;
   backdateMs: number;
+  /** The profile an order was placed under, as currently configured. */
+  profile: (name: string) => ProfileConfig | undefined;
+  policyVersion: () => string;
 }
+
+const EKU_OID: Record<ExtKeyUsageName, string> = { serverAuth: OID.serverAuth, clientAuth: OID.clientAuth };
 
 /**
  * Signs certificates for orders in `processing`. The CSR is stored with the order, so a crash
@@ -21,6 +29,7 @@ export class IssuanceService {
   private readonly pending = new Set<Promise<void>>();
   /** Called after each issuance commits (the log publisher batches checkpoints from it). */
   onIssued: (() => void) | null = null;
+  metrics: Metrics | null = null;
 
   constructor(
     private readonly store: Storage,
@@ -58,26 +67,34 @@ export class IssuanceService {
       const csr = await parseCsr(order.csr);
       const issuer = this.issuer();
       const now = this.now();
-      const san: SanEntry[] = order.identifiers.map((i) => ({ type: i.type, value: i.value }));
+      const profile = this.opts.profile(order.profile);
+      if (!profile) throw new Error(`profile '${order.profile}' no longer exists in the policy`);
+      // URI SANs were checked against the scope at finalize; DNS and IP names are the order's.
+      const san: SanEntry[] = [...order.identifiers.map((i) => ({ type: i.type, value: i.value })), ...csr.uris.map((u): SanEntry => ({ type: 'uri', value: u }))];
+      const started = process.hrtime.bigint();
       const leaf = await issueLeaf(issuer, {
-        spkiDer: csr.spkiDer, san,
-        notBefore: new Date(now - this.opts.backdateMs), notAfter: new Date(now - this.opts.backdateMs + this.opts.validityMs),
+        spkiDer: csr.spkiDer, san, extKeyUsage: profile.extKeyUsage.map((e) => EKU_OID[e]),
+        notBefore: new Date(now - this.opts.backdateMs), notAfter: new Date(now - this.opts.backdateMs + profile.validityMs),
       });
       const entry = certificateIssuedEntry({
         serial: leaf.serial, der: leaf.der, issuerDer: issuer.certDer, accountId: order.accountId, orderId: order.id,
-        scope: 'default', profile: 'default', identifiers: order.identifiers,
+        scope: order.scope, profile: order.profile, identifiers: order.identifiers, uris: csr.uris,
         notBefore: leaf.notBefore.getTime(), notAfter: leaf.notAfter.getTime(),
-        policy: { decision: 'allow', version: 'builtin', reasons: [] },
+        policy: { decision: 'allow', version: this.opts.policyVersion(), reasons: [`scope '${order.scope}' allows every identifier`, `profile '${order.profile}'`] },
       }, now);
       const { logIndex } = await this.store.issueCertificate({
         id: newId(), serial: leaf.serial, accountId: order.accountId, orderId: order.id, der: leaf.der, chainPem: issuer.chainPem,
         spkiSha256: leaf.spkiSha256, notBefore: leaf.notBefore.getTime(), notAfter: leaf.notAfter.getTime(),
-        status: 'valid', revokedAt: null, revocationReason: null, createdAt: now,
+        status: 'valid', revokedAt: null, revocationReason: null, createdAt: now, nameSet: nameSetKey(order.identifiers),
       }, entry);
+      this.metrics?.certificatesIssued.inc({ profile: order.profile, scope: order.scope });
+      this.metrics?.ordersFinal.inc({ status: 'valid' });
+      this.metrics?.issuanceDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
       this.onIssued?.();
       this.log.info({ orderId, accountId: order.accountId, serial: leaf.serial, logIndex, identifiers: order.identifiers.map((i) => i.value), notAfter: leaf.notAfter.toISOString() }, 'certificate issued');
     } catch (e) {
       this.log.error({ orderId, err: e }, 'certificate signing failed; order marked invalid');
+      this.metrics?.ordersFinal.inc({ status: 'invalid' });
       await this.store.transitionOrder(orderId, ['processing'], 'invalid', {
         csr: null, error: { type: 'urn:ietf:params:acme:error:serverInternal', detail: 'the CA could not sign the certificate; place a new order (the operator has the details in the server log)' },
       });

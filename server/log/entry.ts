@@ -78,3 +78,25 @@ export function caKeyEventEntry(type: CaKeyEvent, f: { der: Uint8Array; subject:
     subject: f.subject, notAfter: iso(f.notAfter), actor: f.actor,
   }, [`cert:${certSha256}`, 'ca-event']);
 }
+
+export interface DenialFacts {
+  accountId: string;
+  scope: string;
+  profile: string | null;
+  stage: 'newOrder' | 'finalize' | 'rateLimit';
+  problem: string;
+  detail: string;
+  identifiers: Identifier[];
+  denials: Array<{ identifier: string; rule: string; detail: string }>;
+  policyVersion: string;
+}
+
+/** policy.denied: which rule refused what, for whom — auditable like an issuance. */
+export function policyDeniedEntry(f: DenialFacts, at: number): LogAppend {
+  return entry('policy.denied', at, {
+    account: f.accountId, scope: f.scope, profile: f.profile ?? undefined, stage: f.stage, problem: f.problem, detail: f.detail,
+    identifiers: f.identifiers.map((i) => ({ type: i.type, value: i.value })),
+    denials: f.denials.map((d) => ({ identifier: d.identifier, rule: d.rule, detail: d.detail })),
+    policy: { version: f.policyVersion },
+  }, [`account:${f.accountId}`, `scope:${f.scope}`, 'policy-denied']);
+}

@@ -1,7 +1,9 @@
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Storage } from '../../storage/types.js';
 
 export interface OpsDeps {
+  metrics: Registry;
   store: Storage;
   rootPem: string;
   chainPem: () => string;
@@ -19,6 +21,11 @@ export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
       reply.code(503);
       return { status: 'unavailable', detail: `database is not writable: ${(e as Error).message}` };
     }
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('Content-Type', deps.metrics.contentType);
+    return deps.metrics.metrics();
   });
 
   app.get('/ca/root.pem', async (_req, reply) => {

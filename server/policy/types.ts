@@ -187,3 +187,11 @@ export function lookup<T>(record: Record<string, T>, key: string): T | undefined
 export function rateLimitsFor(scope: ScopeConfig, policy: PolicyConfig): RateLimitConfig {
   return { ...policy.rateLimits, ...(scope.rateLimits ?? {}) };
 }
+
+/** Profiles a scope may use, in policy order: the profile admits the scope (by name or "*") and,
+ * when the scope restricts its profiles, the scope lists it. Both sides must agree so that
+ * neither a profile owner nor a scope owner can widen the other's choice alone. */
+export function usableProfiles(scope: ScopeConfig, profiles: Record<string, ProfileConfig>): ProfileConfig[] {
+  return Object.values(profiles).filter((p) =>
+    (p.scopes.includes(ANY_SCOPE) || p.scopes.includes(scope.name)) && (scope.profiles === undefined || scope.profiles.includes(p.name)));
+}

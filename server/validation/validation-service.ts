@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { ChallengeType, Storage } from '../../storage/types.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { ValidationResult, Validator } from './types.js';
 
 export interface ValidationServiceOptions {
@@ -19,6 +20,7 @@ export class ValidationService {
   private running = 0;
   private stopped = false;
   private readonly idleWaiters: Array<() => void> = [];
+  metrics: Metrics | null = null;
 
   constructor(
     private readonly store: Storage,
@@ -83,6 +85,8 @@ export class ValidationService {
     }
     if (this.stopped && !result.valid) return; // resumed on next start
     await this.store.completeChallenge({ challengeId: ch.id, valid: result.valid, error: result.valid ? null : result.problem, at: this.now() });
+    this.metrics?.validations.inc({ type: ch.type, result: result.valid ? 'valid' : 'invalid' });
+    if (!result.valid) this.metrics?.ordersFinal.inc({ status: 'invalid' });
     this.log.info({ challengeId: ch.id, type: ch.type, identifier: authz.identifier.value, valid: result.valid }, 'validation finished');
   }
 }

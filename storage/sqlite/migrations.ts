@@ -141,4 +141,51 @@ CREATE TRIGGER log_tree_state_no_delete BEFORE DELETE ON log_tree_state BEGIN SE
 ALTER TABLE certificates ADD COLUMN log_index INTEGER REFERENCES log_entry(idx);
 `,
   },
+  {
+    version: 3,
+    name: 'policy: scopes, profiles, external account binding, rate limits',
+    sql: `
+ALTER TABLE accounts ADD COLUMN scope TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE accounts ADD COLUMN eab_key_id TEXT;
+ALTER TABLE orders ADD COLUMN profile TEXT NOT NULL DEFAULT 'mtls';
+ALTER TABLE orders ADD COLUMN scope TEXT NOT NULL DEFAULT 'default';
+
+-- The HMAC key is kept only encrypted (the key-encryption key is a 0600 file beside the database)
+-- and only until its single use; afterwards just its fingerprint remains.
+CREATE TABLE eab_keys (
+  id TEXT PRIMARY KEY,
+  scope TEXT NOT NULL,
+  description TEXT NOT NULL,
+  hmac_key_enc BLOB,
+  hmac_key_sha256 TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER,
+  used_at INTEGER,
+  account_id TEXT REFERENCES accounts(id)
+);
+
+-- The sorted identifier set, so that a certificate's replacement (same names, issued later) is one index lookup.
+ALTER TABLE certificates ADD COLUMN name_set TEXT NOT NULL DEFAULT '';
+CREATE INDEX certificates_name_set ON certificates (name_set, created_at);
+CREATE INDEX certificates_expiry ON certificates (status, not_after);
+
+-- Operator API tokens: only the SHA-256 of the secret part is stored.
+CREATE TABLE api_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  scopes TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+);
+
+CREATE TABLE rate_limit_buckets (
+  key TEXT PRIMARY KEY,
+  tokens REAL NOT NULL,
+  updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

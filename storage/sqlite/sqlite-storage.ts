@@ -1,8 +1,8 @@
 import Database from 'better-sqlite3';
 import type {
-  AccountRecord, AccountStatus, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
-  ChallengeStatus, Identifier, LogAppend, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
-  OrderRecord, OrderStatus, Page, ProblemRecord, Storage,
+  AccountRecord, AccountStatus, ApiTokenRecord, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
+  ChallengeStatus, EabKeyRecord, Identifier, LogAppend, RateLimitDecision, RateLimitState, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
+  OrderRecord, OrderStatus, Page, ProblemRecord, Storage, TokenScope,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
 // Pure tree math, shared with verifiers; the backend only decides where the nodes live.
@@ -20,6 +20,7 @@ function toAccount(r: Row): AccountRecord {
   return {
     id: str(r.id), status: str(r.status) as AccountStatus, jwk: str(r.jwk), thumbprint: str(r.thumbprint),
     contact: json<string[]>(r.contact), termsOfServiceAgreed: Number(r.tos_agreed) === 1, createdAt: Number(r.created_at),
+    scope: str(r.scope), eabKeyId: r.eab_key_id === null ? null : str(r.eab_key_id),
   };
 }
 function toOrder(r: Row): OrderRecord {
@@ -28,6 +29,7 @@ function toOrder(r: Row): OrderRecord {
     identifiers: json<Identifier[]>(r.identifiers), notBefore: numOrNull(r.not_before), notAfter: numOrNull(r.not_after),
     expires: Number(r.expires), error: jsonOrNull<ProblemRecord>(r.error), csr: bytesOrNull(r.csr),
     certificateId: r.certificate_id === null ? null : str(r.certificate_id), createdAt: Number(r.created_at),
+    profile: str(r.profile), scope: str(r.scope),
   };
 }
 function toAuthz(r: Row): AuthzRecord {
@@ -50,7 +52,20 @@ function toCertificate(r: Row): CertificateRecord {
     der: new Uint8Array(r.der as Uint8Array), chainPem: str(r.chain_pem), spkiSha256: str(r.spki_sha256),
     notBefore: Number(r.not_before), notAfter: Number(r.not_after), status: str(r.status) as CertificateRecord['status'],
     revokedAt: numOrNull(r.revoked_at), revocationReason: numOrNull(r.revocation_reason), createdAt: Number(r.created_at),
-    logIndex: numOrNull(r.log_index),
+    logIndex: numOrNull(r.log_index), nameSet: str(r.name_set),
+  };
+}
+function toEabKey(r: Row): EabKeyRecord {
+  return {
+    id: str(r.id), scope: str(r.scope), description: str(r.description), hmacKeyEnc: bytesOrNull(r.hmac_key_enc),
+    hmacKeySha256: str(r.hmac_key_sha256), createdAt: Number(r.created_at), expiresAt: numOrNull(r.expires_at),
+    revokedAt: numOrNull(r.revoked_at), usedAt: numOrNull(r.used_at), accountId: r.account_id === null ? null : str(r.account_id),
+  };
+}
+function toApiToken(r: Row): ApiTokenRecord {
+  return {
+    id: str(r.id), name: str(r.name), scopes: json<TokenScope[]>(r.scopes), secretSha256: str(r.secret_sha256),
+    createdAt: Number(r.created_at), expiresAt: numOrNull(r.expires_at), revokedAt: numOrNull(r.revoked_at),
   };
 }
 function toLogEntry(r: Row): LogEntryRecord {
@@ -131,8 +146,56 @@ export class SqliteStorage implements Storage {
   }
 
   async createAccount(a: AccountRecord): Promise<void> {
-    this.stmt('INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, created_at) VALUES (?,?,?,?,?,?,?)')
-      .run(a.id, a.status, a.jwk, a.thumbprint, JSON.stringify(a.contact), a.termsOfServiceAgreed ? 1 : 0, a.createdAt);
+    this.insertAccount(a);
+  }
+  private insertAccount(a: AccountRecord): void {
+    this.stmt('INSERT INTO accounts (id, status, jwk, thumbprint, contact, tos_agreed, created_at, scope, eab_key_id) VALUES (?,?,?,?,?,?,?,?,?)')
+      .run(a.id, a.status, a.jwk, a.thumbprint, JSON.stringify(a.contact), a.termsOfServiceAgreed ? 1 : 0, a.createdAt, a.scope, a.eabKeyId);
+  }
+  async createAccountWithEab(a: AccountRecord, eabKeyId: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => {
+      const key = this.stmt('SELECT * FROM eab_keys WHERE id = ?').get(eabKeyId) as Row | undefined;
+      if (!key || key.used_at !== null || key.revoked_at !== null || (key.expires_at !== null && Number(key.expires_at) <= now)) return false;
+      this.insertAccount(a);
+      // Single use: the encrypted HMAC key is erased the moment it binds an account.
+      this.stmt('UPDATE eab_keys SET used_at = ?, account_id = ?, hmac_key_enc = NULL WHERE id = ? AND used_at IS NULL').run(now, a.id, eabKeyId);
+      return true;
+    }).immediate();
+  }
+  async createApiToken(t: ApiTokenRecord): Promise<void> {
+    this.stmt('INSERT INTO api_tokens (id, name, scopes, secret_sha256, created_at, expires_at, revoked_at) VALUES (?,?,?,?,?,?,?)')
+      .run(t.id, t.name, JSON.stringify(t.scopes), t.secretSha256, t.createdAt, t.expiresAt, t.revokedAt);
+  }
+  async getApiToken(id: string): Promise<ApiTokenRecord | null> {
+    return this.get('SELECT * FROM api_tokens WHERE id = ?', toApiToken, id);
+  }
+  async listApiTokens(): Promise<ApiTokenRecord[]> {
+    return this.all('SELECT * FROM api_tokens ORDER BY created_at', toApiToken);
+  }
+  async revokeApiToken(id: string, at: number): Promise<boolean> {
+    return this.stmt('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id).changes === 1;
+  }
+  async createEabKey(k: EabKeyRecord): Promise<void> {
+    this.stmt('INSERT INTO eab_keys (id, scope, description, hmac_key_enc, hmac_key_sha256, created_at, expires_at, revoked_at, used_at, account_id) VALUES (?,?,?,?,?,?,?,?,?,?)')
+      .run(k.id, k.scope, k.description, k.hmacKeyEnc ? Buffer.from(k.hmacKeyEnc) : null, k.hmacKeySha256, k.createdAt, k.expiresAt, k.revokedAt, k.usedAt, k.accountId);
+  }
+  async getEabKey(id: string): Promise<EabKeyRecord | null> {
+    return this.get('SELECT * FROM eab_keys WHERE id = ?', toEabKey, id);
+  }
+  async listEabKeys(): Promise<EabKeyRecord[]> {
+    return this.all('SELECT * FROM eab_keys ORDER BY created_at', toEabKey);
+  }
+  async revokeEabKey(id: string, at: number): Promise<boolean> {
+    return this.stmt('UPDATE eab_keys SET revoked_at = ?, hmac_key_enc = NULL WHERE id = ? AND revoked_at IS NULL AND used_at IS NULL').run(at, id).changes === 1;
+  }
+  async consumeRateLimit(key: string, decide: (state: RateLimitState | null) => RateLimitDecision): Promise<RateLimitDecision> {
+    return this.db.transaction(() => {
+      const r = this.stmt('SELECT tokens, updated_at FROM rate_limit_buckets WHERE key = ?').get(key) as Row | undefined;
+      const d = decide(r ? { tokens: Number(r.tokens), updatedAt: Number(r.updated_at) } : null);
+      this.stmt('INSERT INTO rate_limit_buckets (key, tokens, updated_at) VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at')
+        .run(key, d.state.tokens, d.state.updatedAt);
+      return d;
+    }).immediate();
   }
   async getAccount(id: string): Promise<AccountRecord | null> {
     return this.get('SELECT * FROM accounts WHERE id = ?', toAccount, id);
@@ -167,8 +230,8 @@ export class SqliteStorage implements Storage {
   async createOrder(input: NewOrderInput): Promise<void> {
     const o = input.order;
     this.db.transaction(() => {
-      this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at) VALUES (?,?,?,?,?,?,?,?)')
-        .run(o.id, o.accountId, o.status, JSON.stringify(o.identifiers), o.notBefore, o.notAfter, o.expires, o.createdAt);
+      this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at, profile, scope) VALUES (?,?,?,?,?,?,?,?,?,?)')
+        .run(o.id, o.accountId, o.status, JSON.stringify(o.identifiers), o.notBefore, o.notAfter, o.expires, o.createdAt, o.profile, o.scope);
       for (const { authz: z, challenges } of input.authorizations) {
         this.stmt('INSERT INTO authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires) VALUES (?,?,?,?,?,?,?,?)')
           .run(z.id, z.orderId, z.accountId, z.identifier.type, z.identifier.value, z.wildcard ? 1 : 0, z.status, z.expires);
@@ -274,9 +337,9 @@ export class SqliteStorage implements Storage {
         .run(c.id, c.orderId).changes;
       if (moved !== 1) throw new Error(`order ${c.orderId} is not processing; certificate not stored`);
       const idx = this.appendSync(entry);
-      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at, log_index)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
-        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt, idx);
+      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at, log_index, name_set)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
+        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt, idx, c.nameSet);
       return idx;
     }).immediate();
     return { logIndex };
@@ -297,6 +360,15 @@ export class SqliteStorage implements Storage {
   }
   async countCertificates(): Promise<number> {
     return Number((this.stmt('SELECT count(*) AS n FROM certificates').get() as Row).n);
+  }
+
+  async isKeyBlocked(spkiSha256: string): Promise<boolean> {
+    return this.stmt("SELECT 1 FROM certificates WHERE spki_sha256 = ? AND status = 'revoked' AND revocation_reason = 1 LIMIT 1").get(spkiSha256) !== undefined;
+  }
+  async countExpiringWithoutReplacement(now: number, withinMs: number): Promise<number> {
+    return Number((this.stmt(`SELECT count(*) AS n FROM certificates c WHERE c.status = 'valid' AND c.not_after > ? AND c.not_after <= ?
+      AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.name_set = c.name_set AND r.created_at > c.created_at AND r.status = 'valid')`)
+      .get(now, now + withinMs) as Row).n);
   }
 
   private logNode(level: number, index: number): Uint8Array | undefined {

@@ -1,0 +1,154 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { Identifier, Storage } from '../../storage/types.js';
+import { checkIdentifier } from '../acme/identifiers.js';
+import { parseDuration } from '../config.js';
+import { evaluateCsrUris, evaluateOrder } from '../policy/evaluate.js';
+import type { PolicyStore, ReloadResult } from '../policy/policy-store.js';
+import { lookup } from '../policy/types.js';
+import { bearer, checkApiToken } from './api-tokens.js';
+import { createEabKey, eabKeyView } from './eab-keys.js';
+import type { SecretBox } from './key-encryption.js';
+
+export interface AdminDeps {
+  store: Storage;
+  secrets: SecretBox;
+  policy: PolicyStore;
+  now: () => number;
+  reloadPolicy: () => ReloadResult | null;
+}
+
+class AdminError extends Error {
+  constructor(readonly status: number, readonly kind: string, message: string) { super(message); }
+}
+
+const problemSchema = { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } }, required: ['type', 'status', 'detail'] } as const;
+const eabKeySchema = {
+  type: 'object',
+  properties: {
+    keyId: { type: 'string' }, scope: { type: 'string' }, description: { type: 'string' }, status: { type: 'string', enum: ['unused', 'used', 'revoked', 'expired'] },
+    createdAt: { type: 'integer' }, expiresAt: { type: ['integer', 'null'] }, usedAt: { type: ['integer', 'null'] }, accountId: { type: ['string', 'null'] }, fingerprint: { type: 'string' },
+  },
+  required: ['keyId', 'scope', 'status', 'createdAt', 'fingerprint'],
+} as const;
+const createdEabSchema = {
+  type: 'object',
+  properties: { keyId: { type: 'string' }, hmacKey: { type: 'string' }, scope: { type: 'string' }, expiresAt: { type: ['integer', 'null'] } },
+  required: ['keyId', 'hmacKey', 'scope', 'expiresAt'],
+} as const;
+const decisionSchema = {
+  type: 'object',
+  properties: {
+    allowed: { type: 'boolean' }, scope: { type: 'string' }, profile: { type: ['string', 'null'] }, problem: { type: ['string', 'null'] }, detail: { type: 'string' },
+    denials: { type: 'array', items: { type: 'object', properties: { identifier: { type: 'string' }, rule: { type: 'string' }, detail: { type: 'string' } }, required: ['identifier', 'rule', 'detail'] } },
+    policyVersion: { type: 'string' },
+  },
+  required: ['allowed', 'scope', 'profile', 'problem', 'detail', 'denials', 'policyVersion'],
+} as const;
+const reloadSchema = { type: 'object', properties: { ok: { type: 'boolean' }, version: { type: 'string' }, changed: { type: 'boolean' }, error: { type: 'string' } }, required: ['ok'] } as const;
+
+export interface PolicyCheckInput { identifiers: Identifier[]; uris?: string[]; profile?: string; scope: string }
+export interface PolicyCheckResult {
+  allowed: boolean; scope: string; profile: string | null; problem: string | null; detail: string;
+  denials: Array<{ identifier: string; rule: string; detail: string }>; policyVersion: string;
+}
+
+/** "Would this be allowed, and why not": the newOrder and finalize decisions without creating anything. */
+export function checkPolicy(policy: PolicyStore, input: PolicyCheckInput): PolicyCheckResult {
+  const p = policy.current();
+  const d = evaluateOrder({ identifiers: input.identifiers, profile: input.profile }, { scope: input.scope, policy: p });
+  if (!d.allow) {
+    return { allowed: false, scope: input.scope, profile: input.profile ?? null, problem: d.problem, detail: d.detail, denials: d.denials.map((x) => ({ identifier: x.identifier.value, rule: x.rule, detail: x.detail })), policyVersion: p.version };
+  }
+  const uriDenials = evaluateCsrUris(input.uris ?? [], { scope: input.scope, profile: d.profile.name, policy: p });
+  if (uriDenials.length > 0) {
+    return { allowed: false, scope: input.scope, profile: d.profile.name, problem: 'badCSR', detail: uriDenials.map((x) => x.detail).join('; '), denials: uriDenials.map((x) => ({ identifier: x.uri, rule: x.rule, detail: x.detail })), policyVersion: p.version };
+  }
+  return { allowed: true, scope: input.scope, profile: d.profile.name, problem: null, detail: d.reasons.join('; '), denials: [], policyVersion: p.version };
+}
+
+function sendProblem(reply: FastifyReply, status: number, kind: string, detail: string): FastifyReply {
+  return reply.code(status).header('Content-Type', 'application/problem+json').send(JSON.stringify({ type: `urn:acme-ca:error:${kind}`, status, detail }));
+}
+
+/** Operator endpoints under /admin/v1, each requiring a bearer token with the "admin" scope. */
+export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
+  app.addHook('onRequest', async (req, reply) => {
+    const check = await checkApiToken(deps.store, bearer(req.headers.authorization), 'admin', deps.now());
+    if (!check.ok) {
+      const missing = check.reason.startsWith('an Authorization');
+      return sendProblem(reply.header('WWW-Authenticate', 'Bearer'), check.reason.includes('scope') ? 403 : 401, missing ? 'unauthorized' : 'forbidden', check.reason);
+    }
+  });
+  app.setErrorHandler(async (err, _req, reply) => {
+    if (err instanceof AdminError) return sendProblem(reply, err.status, err.kind, err.message);
+    const fe = err as { validation?: unknown; statusCode?: number; message: string };
+    if (fe.validation || (fe.statusCode && fe.statusCode < 500)) return sendProblem(reply, fe.statusCode ?? 400, 'malformed', fe.message);
+    reply.log.error({ err }, 'admin request failed');
+    return sendProblem(reply, 500, 'internal', 'internal error; see the server log');
+  });
+
+  app.post('/admin/v1/eab-keys', {
+    schema: {
+      body: { type: 'object', properties: { scope: { type: 'string', minLength: 1 }, description: { type: 'string' }, ttl: { type: 'string' } }, required: ['scope'], additionalProperties: false },
+      response: { 201: createdEabSchema, 400: problemSchema },
+    },
+  }, async (req, reply) => {
+    const body = req.body as { scope: string; description?: string; ttl?: string };
+    if (!lookup(deps.policy.current().scopes, body.scope)) throw new AdminError(400, 'malformed', `scope '${body.scope}' is not defined in the policy; defined: ${Object.keys(deps.policy.current().scopes).join(', ')}`);
+    const ttlMs = body.ttl === undefined ? null : parseDuration(body.ttl);
+    if (body.ttl !== undefined && !ttlMs) throw new AdminError(400, 'malformed', `ttl ${JSON.stringify(body.ttl)} is not a duration such as 24h or 7d`);
+    const created = await createEabKey(deps.store, deps.secrets, { scope: body.scope, description: body.description, ttlMs }, deps.now());
+    reply.code(201).header('Cache-Control', 'no-store');
+    return created;
+  });
+
+  app.get('/admin/v1/eab-keys', {
+    schema: { response: { 200: { type: 'object', properties: { keys: { type: 'array', items: eabKeySchema } }, required: ['keys'] } } },
+  }, async () => ({ keys: (await deps.store.listEabKeys()).map((k) => eabKeyView(k, deps.now())) }));
+
+  app.delete('/admin/v1/eab-keys/:keyId', {
+    schema: { response: { 200: eabKeySchema, 404: problemSchema, 409: problemSchema } },
+  }, async (req) => {
+    const { keyId } = req.params as { keyId: string };
+    const key = await deps.store.getEabKey(keyId);
+    if (!key) throw new AdminError(404, 'notFound', `no EAB key ${keyId}`);
+    if (!(await deps.store.revokeEabKey(keyId, deps.now()))) throw new AdminError(409, 'conflict', `EAB key ${keyId} is ${eabKeyView(key, deps.now()).status}; only unused keys can be revoked`);
+    return eabKeyView((await deps.store.getEabKey(keyId))!, deps.now());
+  });
+
+  app.post('/admin/v1/policy/check', {
+    schema: {
+      body: {
+        type: 'object',
+        properties: {
+          identifiers: { type: 'array', items: { type: 'object', properties: { type: { type: 'string' }, value: { type: 'string' } }, required: ['type', 'value'] }, minItems: 1 },
+          uris: { type: 'array', items: { type: 'string' } }, profile: { type: 'string' }, scope: { type: 'string' }, accountId: { type: 'string' },
+        },
+        required: ['identifiers'], additionalProperties: false,
+      },
+      response: { 200: decisionSchema, 400: problemSchema },
+    },
+  }, async (req) => {
+    const body = req.body as { identifiers: unknown[]; uris?: string[]; profile?: string; scope?: string; accountId?: string };
+    const identifiers: Identifier[] = body.identifiers.map((raw) => {
+      const c = checkIdentifier(raw);
+      if (!c.ok) throw new AdminError(400, 'malformed', c.problem.detail);
+      return c.identifier;
+    });
+    let scope = body.scope ?? null;
+    if (body.accountId) {
+      const account = await deps.store.getAccount(body.accountId);
+      if (!account) throw new AdminError(400, 'malformed', `no account ${body.accountId}`);
+      scope = account.eabKeyId ? account.scope : deps.policy.current().defaultScope;
+    }
+    scope ??= deps.policy.current().defaultScope;
+    if (!scope) throw new AdminError(400, 'malformed', 'give "scope" or "accountId": the policy has no default scope');
+    return checkPolicy(deps.policy, { identifiers, uris: body.uris, profile: body.profile, scope });
+  });
+
+  app.post('/admin/v1/policy/reload', { schema: { response: { 200: reloadSchema } } }, async () => {
+    const r = deps.reloadPolicy();
+    if (r === null) return { ok: false, error: 'no policy file is configured (policyFile / ACME_CA_POLICY_FILE)' };
+    return r;
+  });
+}
