@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { acmePlugin } from './acme/plugin.js';
 import type { AcmeContext } from './acme/context.js';
 import { logRoutes, type LogRouteDeps } from './log/routes.js';
-import { opsRoutes, type OpsDeps } from './ops/routes.js';
+import { caCertRoutes, opsRoutes, type CaCertDeps, type OpsDeps } from './ops/routes.js';
+import type { Metrics } from './ops/metrics.js';
 import { adminRoutes, type AdminDeps } from './admin/routes.js';
 
 export interface AppOptions {
@@ -11,6 +12,9 @@ export interface AppOptions {
   log: Logger;
   acme: AcmeContext;
   ops: OpsDeps;
+  caCerts: CaCertDeps;
+  /** When set, ops and admin routes are served by a separate app (the ops listener) instead. */
+  separateOps?: boolean;
   /** The issuance log read API under /log/ (`log` is taken by the logger). */
   logApi?: LogRouteDeps;
   admin?: AdminDeps;
@@ -19,6 +23,30 @@ export interface AppOptions {
 }
 
 export interface RouteInfo { method: string; url: string; schema?: Record<string, unknown> }
+
+function countRequests(app: FastifyInstance, metrics: Metrics): void {
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+  });
+}
+
+async function registerOps(app: FastifyInstance, o: AppOptions): Promise<void> {
+  await app.register(async (scope) => opsRoutes(scope, o.ops));
+  if (o.admin) await app.register(async (scope) => adminRoutes(scope, o.admin!));
+}
+
+/** The ops listener's app (health, readiness, metrics, admin), on its own address. */
+export async function buildOpsApp(o: AppOptions, tls: { certPem: string; keyPem: string } | null): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: o.log, ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem } } : {}), exposeHeadRoutes: false, return503OnClosing: true }) as unknown as FastifyInstance;
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
+  });
+  countRequests(app, o.acme.metrics);
+  await registerOps(app, o);
+  return app;
+}
 
 /** Wires the components into one fastify app; holds no logic of its own. */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
@@ -35,13 +63,9 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
     for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
   });
   await app.register(async (scope) => acmePlugin(scope, o.acme));
-  app.addHook('onResponse', async (req, reply) => {
-    const route = req.routeOptions.url ?? 'unmatched';
-    o.acme.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
-    o.acme.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
-  });
-  await app.register(async (scope) => opsRoutes(scope, o.ops));
-  if (o.admin) await app.register(async (scope) => adminRoutes(scope, o.admin!));
+  countRequests(app, o.acme.metrics);
+  await app.register(async (scope) => caCertRoutes(scope, o.caCerts));
+  if (!o.separateOps) await registerOps(app, o);
   if (o.logApi) await app.register(async (scope) => logRoutes(scope, o.logApi!));
   return app;
 }

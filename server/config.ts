@@ -21,6 +21,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'dataDir', env: 'ACME_CA_DATA_DIR', kind: 'path', default: './data', description: 'Folder for the database, CA keys and certificates (created 0700).' },
   { key: 'listen', env: 'ACME_CA_LISTEN', kind: 'url', default: 'https://localhost:14000', description: 'HTTPS address the ACME server listens on (https://host:port).' },
   { key: 'externalUrl', env: 'ACME_CA_EXTERNAL_URL', kind: 'url', default: null, description: 'Base URL clients use to reach the server, when it differs from `listen` (e.g. behind a load balancer).' },
+  { key: 'opsListen', env: 'ACME_CA_OPS_LISTEN', kind: 'url', default: null, description: 'Separate address (http:// or https://host:port) for /healthz, /readyz, /metrics and the admin API; on the ACME listener when unset.' },
   { key: 'logLevel', env: 'ACME_CA_LOG_LEVEL', kind: 'level', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
   { key: 'serverNames', env: 'ACME_CA_SERVER_NAMES', kind: 'stringList', default: [], description: 'Extra DNS names or IPs for the server\'s own HTTPS certificate (comma-separated in the environment).' },
   { key: 'acme.termsOfService', env: 'ACME_CA_TERMS_OF_SERVICE', kind: 'url', default: null, description: 'URL of the terms of service; when set, new accounts must agree to them.' },
@@ -53,6 +54,7 @@ export interface Config {
   dataDir: string;
   listen: URL;
   externalUrl: URL;
+  opsListen: URL | null;
   logLevel: string;
   serverNames: string[];
   acme: {
@@ -232,6 +234,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     dataDir: resolve(cwd, s('dataDir')),
     listen,
     externalUrl: external ? new URL(external) : listen,
+    opsListen: sn('opsListen') ? new URL(s('opsListen')) : null,
     logLevel: s('logLevel'),
     serverNames: values.get('serverNames') as string[],
     acme: {

@@ -25,7 +25,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     server.close().then(() => process.exit(0), (e: unknown) => { log.error({ err: e }, 'shutdown failed'); process.exit(1); });
   };
-  process.on('SIGHUP', () => { server.reloadPolicy(); });
+  process.on('SIGHUP', () => { void server.reload(); });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

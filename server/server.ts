@@ -1,5 +1,6 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import type { Server as TlsServer } from 'node:tls';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -10,7 +11,8 @@ import type { AcmeContext } from './acme/context.js';
 import { KeyCache } from './acme/jws.js';
 import { NonceService } from './acme/nonces.js';
 import { Urls } from './acme/urls.js';
-import { buildApp, type RouteInfo } from './app.js';
+import { buildApp, buildOpsApp, type AppOptions, type RouteInfo } from './app.js';
+import { readiness } from './ops/readiness.js';
 import { loadOrCreateCa, type CaMaterial } from './ca/ca-material.js';
 import { IssuanceService } from './ca/issuance-service.js';
 import { ensureServerCertificate } from './ca/server-certificate.js';
@@ -35,8 +37,11 @@ export interface RunningServer {
   publisher: CheckpointPublisher;
   policy: PolicyStore;
   metrics: Metrics;
-  /** Re-reads the policy file (SIGHUP); the old policy stays when the new one is invalid. */
+  /** Re-reads the policy file; the old policy stays when the new one is invalid. */
   reloadPolicy(): ReloadResult | null;
+  /** SIGHUP: the policy, and the server's own TLS certificate when it is due. */
+  reload(): Promise<void>;
+  opsApp: FastifyInstance | null;
   ca: CaMaterial;
   directoryUrl: string;
   routes: RouteInfo[];
@@ -48,7 +53,7 @@ function listenHost(config: Config): string {
 }
 
 export function serverCertificateNames(config: Config): string[] {
-  return [listenHost(config), config.externalUrl.hostname.replace(/^\[|\]$/g, ''), 'localhost', '127.0.0.1', '::1', hostname(), ...config.serverNames]
+  return [listenHost(config), config.externalUrl.hostname.replace(/^\[|\]$/g, ''), ...(config.opsListen ? [config.opsListen.hostname.replace(/^\[|\]$/g, '')] : []), 'localhost', '127.0.0.1', '::1', hostname(), ...config.serverNames]
     .filter((n) => n !== '0.0.0.0' && n !== '::' && n !== '');
 }
 
@@ -88,7 +93,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
   await store.migrate();
   const ca = await loadOrCreateCa({ dataDir: config.dataDir, ...config.ca });
   if (ca.generated) log.info({ root: ca.rootPath }, 'generated a new root and intermediate CA');
-  const tls = await ensureServerCertificate(config.dataDir, ca.issuer, serverCertificateNames(config));
+  let tls = await ensureServerCertificate(config.dataDir, ca.issuer, serverCertificateNames(config));
 
   const resolver = new ValidationResolver(config.validation.dnsResolver, config.validation.timeoutMs);
   const validations = new ValidationService(store, {
@@ -134,9 +139,34 @@ export async function startServer(config: Config, log: Logger, now: () => number
     return r;
   };
   const routes: RouteInfo[] = [];
-  const app = await buildApp({ routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx, ops: { store, metrics: metrics.registry, rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem },
-    admin: { store, secrets: ctx.secrets, policy, now, reloadPolicy: () => reloadPolicy() }, logApi: { store, logKey, publisher, readToken: config.log.readToken, now } });
+  const appOptions: AppOptions = {
+    routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx,
+    ops: { metrics: metrics.registry, readiness: () => readiness({ store, now, issuerKey: () => ca.issuer.key, lastCheckpointAt: () => publisher.lastPublishedAt, maxCheckpointAgeMs: 2 * config.log.checkpointIntervalMs + config.log.checkpointDelayMs + 30_000 }) },
+    caCerts: { rootPem: ca.rootPem, chainPem: () => ca.issuer.chainPem },
+    separateOps: config.opsListen !== null,
+    admin: { store, secrets: ctx.secrets, policy, now, reloadPolicy: () => reloadPolicy() },
+    logApi: { store, logKey, publisher, readToken: config.log.readToken, now },
+  };
+  const app = await buildApp(appOptions);
   await app.listen({ host: listenHost(config), port: Number(config.listen.port || 443) });
+  const opsApp = config.opsListen ? await buildOpsApp(appOptions, config.opsListen.protocol === 'https:' ? tls : null) : null;
+  if (opsApp && config.opsListen) {
+    await opsApp.listen({ host: config.opsListen.hostname.replace(/^\[|\]$/g, ''), port: Number(config.opsListen.port || (config.opsListen.protocol === 'https:' ? 443 : 80)) });
+  }
+
+  // The server's own certificate is short-lived too: re-checked on SIGHUP and twice a day, and
+  // swapped into the running listeners without dropping a connection.
+  const reloadTls = async (): Promise<boolean> => {
+    const next = await ensureServerCertificate(config.dataDir, ca.issuer, serverCertificateNames(config));
+    if (next.certPem === tls.certPem) return false;
+    tls = next;
+    (app.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem });
+    if (opsApp && config.opsListen?.protocol === 'https:') (opsApp.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem });
+    log.info({ names: next.names }, 'server TLS certificate renewed');
+    return true;
+  };
+  const tlsTimer = setInterval(() => { reloadTls().catch((e: unknown) => log.error({ err: e }, 'server TLS certificate renewal failed')); }, 12 * 3_600_000);
+  tlsTimer.unref();
 
   publisher.start();
   const resumedValidations = await validations.resume();
@@ -148,8 +178,15 @@ export async function startServer(config: Config, log: Logger, now: () => number
   return {
     app, store, ca, routes, logKey, publisher, policy, metrics, directoryUrl: urls.directory(),
     reloadPolicy,
+    async reload() {
+      reloadPolicy();
+      await reloadTls().catch((e: unknown) => log.error({ err: e }, 'server TLS certificate renewal failed'));
+    },
+    opsApp,
     async close() {
       clearInterval(purge);
+      clearInterval(tlsTimer);
+      await opsApp?.close();
       await app.close();
       await validations.stop();
       await issuance.drain();

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SqliteStorage } from '../../storage/sqlite/sqlite-storage.js';
@@ -6,7 +7,7 @@ import { createEabKey, eabKeyView } from '../../server/admin/eab-keys.js';
 import { SecretBox } from '../../server/admin/key-encryption.js';
 import { checkPolicy } from '../../server/admin/routes.js';
 import { checkIdentifier } from '../../server/acme/identifiers.js';
-import { parseDuration, type Config } from '../../server/config.js';
+import { ConfigError, parseDuration, type Config } from '../../server/config.js';
 import { PolicyStore } from '../../server/policy/policy-store.js';
 import { lookup } from '../../server/policy/types.js';
 import type { Identifier, TokenScope } from '../../storage/types.js';
@@ -34,13 +35,14 @@ function loadPolicy(config: Config): PolicyStore {
   const store = new PolicyStore();
   if (config.policyFile) {
     const r = store.reload(config.policyFile);
-    if (!r.ok) throw new OperationError(r.error);
+    if (!r.ok) throw new ConfigError(r.error.replace(/; keeping policy \S+$/, ''));
   }
   return store;
 }
 
 async function withStore<T>(config: Config, fn: (store: SqliteStorage) => Promise<T>): Promise<T> {
   // The data folder is shared with a running server: SQLite's WAL lets both write safely.
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = new SqliteStorage(join(config.dataDir, 'acme-ca.sqlite'));
   try {
     await store.migrate();
@@ -125,7 +127,7 @@ export async function runAdminCommand(cmd: string, sub: string | undefined, args
     const r = checkPolicy(policy, { identifiers, uris: values.uri, profile: values.profile, scope });
     out(json, r, r.allowed
       ? `ALLOWED in scope '${r.scope}' with profile '${r.profile}' (policy ${r.policyVersion.slice(0, 19)})\n${r.detail}`
-      : `DENIED (${r.problem}) in scope '${r.scope}': ${r.detail}\n${r.denials.map((d) => `  ${d.identifier}: ${d.detail}  [rule ${d.rule}]`).join('\n')}`);
+      : `DENIED (${r.problem}) in scope '${r.scope}': ${r.detail}\n${r.denials.map((d) => `  ${d.detail}  [rule ${d.rule}]`).join('\n')}`);
     if (!r.allowed) process.exitCode = 1;
     return;
   }

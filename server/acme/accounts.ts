@@ -26,7 +26,7 @@ export function checkContacts(raw: unknown): string[] {
 }
 
 export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
-  postJws(app, ctx, '/acme/new-account', 'jwk', async (v, _req, reply) => {
+  postJws(app, ctx, '/acme/new-account', 'jwk', async (v, req, reply) => {
     const p = payloadObject(v);
     const existing = await ctx.store.getAccountByThumbprint(v.thumbprint);
     if (existing) {
@@ -56,7 +56,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       if (!(await ctx.store.createAccountWithEab(account, keyId, ctx.now()))) {
         throw problem('unauthorized', 'the EAB key was used by a concurrent request; each EAB key binds exactly one account');
       }
-      ctx.log.info({ accountId: account.id, scope: account.scope, eabKeyId: keyId }, 'account created with external account binding');
+      req.log.info({ accountId: account.id, scope: account.scope, eabKeyId: keyId }, 'account created with external account binding');
       reply.header('Location', ctx.urls.account(account.id)).code(201);
       return accountJson(account, ctx.urls);
     }
@@ -69,7 +69,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       reply.header('Location', ctx.urls.account(winner.id)).code(200);
       return accountJson(winner, ctx.urls);
     }
-    ctx.log.info({ accountId: account.id }, 'account created');
+    req.log.info({ accountId: account.id }, 'account created');
     reply.header('Location', ctx.urls.account(account.id)).code(201);
     return accountJson(account, ctx.urls);
   });
@@ -82,7 +82,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     if (p.status !== undefined) {
       if (p.status !== 'deactivated') throw problem('malformed', 'the only status a client may set is "deactivated"');
       account = await ctx.store.updateAccount(id, { status: 'deactivated', ...(p.contact !== undefined ? { contact: checkContacts(p.contact) } : {}) });
-      ctx.log.info({ accountId: id }, 'account deactivated');
+      req.log.info({ accountId: id }, 'account deactivated');
       return accountJson(account, ctx.urls);
     }
     if (p.contact !== undefined) account = await ctx.store.updateAccount(id, { contact: checkContacts(p.contact) });
@@ -100,7 +100,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
   });
 
   // RFC 8555 §7.3.5: the outer JWS proves the old key, the inner JWS proves the new one.
-  postJws(app, ctx, '/acme/key-change', 'kid', async (v) => {
+  postJws(app, ctx, '/acme/key-change', 'kid', async (v, req) => {
     const account = signer(v);
     const inner = parseFlattenedJws(v.payload);
     const innerHeader = parseProtectedHeader(inner);
@@ -128,7 +128,7 @@ export function accountRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     }
     const changed = await ctx.store.changeAccountKey(account.id, account.thumbprint, JSON.stringify(newJwk), newThumb);
     if (!changed) throw problem('malformed', 'the account key changed concurrently or the new key is already in use; retry', 409);
-    ctx.log.info({ accountId: account.id }, 'account key changed');
+    req.log.info({ accountId: account.id }, 'account key changed');
     const updated = await ctx.store.getAccount(account.id);
     return accountJson(updated!, ctx.urls);
   });

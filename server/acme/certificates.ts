@@ -22,7 +22,7 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
   });
 
   // Revocation by the account that owns the certificate (kid) or by the certificate's key (jwk).
-  postJws(app, ctx, '/acme/revoke-cert', 'either', async (v, _req, reply) => {
+  postJws(app, ctx, '/acme/revoke-cert', 'either', async (v, req, reply) => {
     const p = payloadObject(v);
     if (typeof p.certificate !== 'string' || !/^[A-Za-z0-9_-]+$/.test(p.certificate)) throw problem('malformed', '"certificate" must be the base64url-encoded DER certificate');
     const der = Buffer.from(p.certificate, 'base64url');
@@ -47,7 +47,7 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
     const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now(), certificateRevokedEntry({ serial: cert.serial, der: cert.der, reason, by }, ctx.now()));
     if (!done) throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
     ctx.logAppended();
-    ctx.log.info({ serial, reason, by: v.account ? `account ${v.account.id}` : 'certificate key' }, 'certificate revoked');
+    req.log.info({ serial, reason, by: v.account ? `account ${v.account.id}` : 'certificate key' }, 'certificate revoked');
     reply.code(200).header('Content-Length', '0');
     return reply.send();
   });

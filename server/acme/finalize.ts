@@ -37,7 +37,7 @@ export function finalizeRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     const { id } = req.params as { id: string };
     const order = await ctx.store.getOrder(id);
     if (!order) throw problem('malformed', `no order ${id}`, 404);
-    requireOwner(v, order.accountId, 'order');
+    const account = requireOwner(v, order.accountId, 'order');
     const status = effectiveOrderStatus(order, ctx.now());
     if (status !== 'ready') {
       const why = status === 'pending' ? 'not every authorization is valid yet; complete the challenges first'
@@ -47,22 +47,22 @@ export function finalizeRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     const p = payloadObject(v);
     if (typeof p.csr !== 'string' || !/^[A-Za-z0-9_-]+$/.test(p.csr)) throw problem('malformed', '"csr" must be the base64url-encoded DER CSR');
     const der = new Uint8Array(Buffer.from(p.csr, 'base64url'));
-    let csr: ParsedCsr;
-    try {
-      csr = await parseCsr(der);
-    } catch (e) {
-      if (e instanceof CsrError) throw problem('badCSR', e.message);
-      throw e;
-    }
-    const mismatch = csrMatchesOrder(csr, order.identifiers);
-    if (mismatch) throw problem('badCSR', mismatch);
-    // The policy may have been reloaded since newOrder: decide again, so a tightened rule holds.
-    const policy = ctx.policy.current();
-    const account = requireOwner(v, order.accountId, 'order');
+    // Every refusal from here on is an audit event, like a refusal at newOrder.
     const denied = async (problemType: 'badCSR' | 'badPublicKey' | 'rejectedIdentifier', detail: string, rules: Array<{ identifier: string; rule: string; detail: string }>): Promise<never> => {
       await recordDenial(ctx, { accountId: account.id, scope: order.scope, profile: order.profile, stage: 'finalize', problem: problemType, detail, identifiers: order.identifiers, denials: rules });
       throw problem(problemType, detail);
     };
+    let csr: ParsedCsr;
+    try {
+      csr = await parseCsr(der);
+    } catch (e) {
+      if (!(e instanceof CsrError)) throw e;
+      return denied('badCSR', e.message, [{ identifier: '(csr)', rule: 'csr.signature', detail: e.message }]);
+    }
+    const mismatch = csrMatchesOrder(csr, order.identifiers);
+    if (mismatch) await denied('badCSR', mismatch, [{ identifier: '(csr)', rule: 'csr.identifiers', detail: mismatch }]);
+    // The policy may have been reloaded since newOrder: decide again, so a tightened rule holds.
+    const policy = ctx.policy.current();
     const decision = evaluateOrder({ identifiers: order.identifiers, profile: order.profile }, { scope: order.scope, policy });
     if (!decision.allow) {
       await recordDenial(ctx, { accountId: account.id, scope: order.scope, profile: order.profile, stage: 'finalize', problem: decision.problem, detail: decision.detail, identifiers: order.identifiers, denials: decision.denials.map((d) => ({ identifier: d.identifier.value, rule: d.rule, detail: d.detail })) });

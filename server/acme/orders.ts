@@ -46,7 +46,7 @@ export async function renderOrder(ctx: AcmeContext, orderId: string): Promise<Re
 }
 
 export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
-  postJws(app, ctx, '/acme/new-order', 'kid', async (v, _req, reply) => {
+  postJws(app, ctx, '/acme/new-order', 'kid', async (v, req, reply) => {
     const account = signer(v);
     const p = payloadObject(v);
     if (p.notBefore !== undefined || p.notAfter !== undefined) {
@@ -88,7 +88,7 @@ export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now, profile: profile.name, scope },
       authorizations,
     });
-    ctx.log.info({ accountId: account.id, orderId, scope, profile: profile.name, identifiers: identifiers.map((i) => i.value) }, 'order created');
+    req.log.info({ accountId: account.id, orderId, scope, profile: profile.name, identifiers: identifiers.map((i) => i.value) }, 'order created');
     reply.header('Location', ctx.urls.order(orderId)).code(201);
     return renderOrder(ctx, orderId);
   });

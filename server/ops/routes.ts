@@ -1,33 +1,45 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { Storage } from '../../storage/types.js';
+import type { ReadinessReport } from './readiness.js';
 
 export interface OpsDeps {
   metrics: Registry;
-  store: Storage;
+  readiness: () => Promise<ReadinessReport>;
+}
+
+export interface CaCertDeps {
   rootPem: string;
   chainPem: () => string;
 }
 
-// Non-ACME endpoints: each is described in openapi.yaml (test/openapi.test.ts keeps them in step).
+const readinessSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['ready', 'unavailable'] },
+    checks: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, ok: { type: 'boolean' }, detail: { type: 'string' } }, required: ['name', 'ok', 'detail'] } },
+  },
+  required: ['status', 'checks'],
+} as const;
+
+// Health, readiness and metrics: on the ACME listener, or on the ops listener when one is configured.
+// Each is described in openapi.yaml (test/openapi.test.ts keeps them in step).
 export function opsRoutes(app: FastifyInstance, deps: OpsDeps): void {
   app.get('/healthz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] } } } }, async () => ({ status: 'ok' }));
 
-  app.get('/readyz', { schema: { response: { 200: { type: 'object', properties: { status: { type: 'string' } }, required: ['status'] }, 503: { type: 'object', properties: { status: { type: 'string' }, detail: { type: 'string' } }, required: ['status', 'detail'] } } } }, async (_req, reply) => {
-    try {
-      await deps.store.ping();
-      return { status: 'ready' };
-    } catch (e) {
-      reply.code(503);
-      return { status: 'unavailable', detail: `database is not writable: ${(e as Error).message}` };
-    }
+  app.get('/readyz', { schema: { response: { 200: readinessSchema, 503: readinessSchema } } }, async (_req, reply) => {
+    const r = await deps.readiness();
+    reply.code(r.ready ? 200 : 503);
+    return { status: r.ready ? 'ready' : 'unavailable', checks: r.checks };
   });
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('Content-Type', deps.metrics.contentType);
     return deps.metrics.metrics();
   });
+}
 
+/** The CA certificates clients must trust, always next to the ACME API. */
+export function caCertRoutes(app: FastifyInstance, deps: CaCertDeps): void {
   app.get('/ca/root.pem', async (_req, reply) => {
     reply.header('Content-Type', 'application/x-pem-file');
     return deps.rootPem;

@@ -94,6 +94,13 @@ export class SqliteStorage implements Storage {
     this.db.pragma('busy_timeout = 5000');
     // Without it, INSERT OR REPLACE deletes a log row without firing the no-delete trigger.
     this.db.pragma('recursive_triggers = ON');
+    // Erased secrets (used EAB keys) must not linger in free pages.
+    this.db.pragma('secure_delete = ON');
+  }
+
+  /** Moves the WAL into the main file and truncates it, so overwritten bytes leave the WAL too. */
+  private flushWal(): void {
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
   }
 
   private stmt(sql: string): Database.Statement {
@@ -153,7 +160,7 @@ export class SqliteStorage implements Storage {
       .run(a.id, a.status, a.jwk, a.thumbprint, JSON.stringify(a.contact), a.termsOfServiceAgreed ? 1 : 0, a.createdAt, a.scope, a.eabKeyId);
   }
   async createAccountWithEab(a: AccountRecord, eabKeyId: string, now: number): Promise<boolean> {
-    return this.db.transaction(() => {
+    const bound = this.db.transaction(() => {
       const key = this.stmt('SELECT * FROM eab_keys WHERE id = ?').get(eabKeyId) as Row | undefined;
       if (!key || key.used_at !== null || key.revoked_at !== null || (key.expires_at !== null && Number(key.expires_at) <= now)) return false;
       this.insertAccount(a);
@@ -161,6 +168,8 @@ export class SqliteStorage implements Storage {
       this.stmt('UPDATE eab_keys SET used_at = ?, account_id = ?, hmac_key_enc = NULL WHERE id = ? AND used_at IS NULL').run(now, a.id, eabKeyId);
       return true;
     }).immediate();
+    if (bound) this.flushWal();
+    return bound;
   }
   async createApiToken(t: ApiTokenRecord): Promise<void> {
     this.stmt('INSERT INTO api_tokens (id, name, scopes, secret_sha256, created_at, expires_at, revoked_at) VALUES (?,?,?,?,?,?,?)')
@@ -186,7 +195,9 @@ export class SqliteStorage implements Storage {
     return this.all('SELECT * FROM eab_keys ORDER BY created_at', toEabKey);
   }
   async revokeEabKey(id: string, at: number): Promise<boolean> {
-    return this.stmt('UPDATE eab_keys SET revoked_at = ?, hmac_key_enc = NULL WHERE id = ? AND revoked_at IS NULL AND used_at IS NULL').run(at, id).changes === 1;
+    const revoked = this.stmt('UPDATE eab_keys SET revoked_at = ?, hmac_key_enc = NULL WHERE id = ? AND revoked_at IS NULL AND used_at IS NULL').run(at, id).changes === 1;
+    if (revoked) this.flushWal();
+    return revoked;
   }
   async consumeRateLimit(key: string, decide: (state: RateLimitState | null) => RateLimitDecision): Promise<RateLimitDecision> {
     return this.db.transaction(() => {

@@ -32,6 +32,8 @@ export interface LevelOptions {
 }
 
 export interface LevelResult {
+  /** An order completed in this level and the index of its account (for follow-up probes). */
+  lastOrder: { url: string; accountIndex: number } | null;
   server: string;
   label: string;
   concurrency: number;
@@ -60,6 +62,8 @@ export interface LevelResult {
 }
 
 interface OrderSample {
+  orderUrl: string;
+  accountIndex: number;
   totalMs: number;
   finalizeToValidMs: number;
 }
@@ -91,7 +95,7 @@ export async function createAccounts(server: ServerHandle, count: number, defaul
   }
 }
 
-async function fullOrder(client: BenchClient, account: BenchAccount, w: OrderWork, responder: BenchHttp01Responder): Promise<OrderSample> {
+async function fullOrder(client: BenchClient, account: BenchAccount, w: OrderWork, responder: BenchHttp01Responder): Promise<Omit<OrderSample, 'accountIndex'>> {
   const t0 = performance.now();
   const created = await client.post(account, client.directory.newOrder, { identifiers: [{ type: 'dns', value: w.name }] });
   if (created.status !== 201) throw new Error(`newOrder answered ${created.status}`);
@@ -129,7 +133,7 @@ async function fullOrder(client: BenchClient, account: BenchAccount, w: OrderWor
   const leaf = new X509Certificate(leafPem[0]);
   if (!leaf.checkHost(w.name)) throw new Error(`downloaded certificate is not for ${w.name}`);
   const tEnd = performance.now();
-  return { totalMs: tEnd - t0, finalizeToValidMs: tValid - tFinalize };
+  return { orderUrl, totalMs: tEnd - t0, finalizeToValidMs: tValid - tFinalize };
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -158,7 +162,7 @@ export async function runLevel(server: ServerHandle, o: LevelOptions): Promise<L
       const i = next++;
       const account = o.accounts[i % o.accounts.length];
       try {
-        samples.push(await withTimeout(fullOrder(client, account, o.work[i], o.responder), o.orderTimeoutMs, `order ${i}`));
+        samples.push({ ...await withTimeout(fullOrder(client, account, o.work[i], o.responder), o.orderTimeoutMs, `order ${i}`), accountIndex: i % o.accounts.length });
       } catch (e) {
         errors++;
         if (errorSamples.length < 5) errorSamples.push(e instanceof AcmeError ? e.message : String((e as Error).message ?? e));
@@ -177,6 +181,7 @@ export async function runLevel(server: ServerHandle, o: LevelOptions): Promise<L
   const orderMs = summarize(samples.map((s) => s.totalMs));
   return {
     server: server.name,
+    lastOrder: samples.length > 0 ? { url: samples[samples.length - 1].orderUrl, accountIndex: samples[samples.length - 1].accountIndex } : null,
     label: o.label,
     concurrency: o.concurrency,
     orders: o.work.length,
@@ -199,4 +204,45 @@ export async function runLevel(server: ServerHandle, o: LevelOptions): Promise<L
     client: { ...client.counters },
     loadGeneratorCpuMs: round(selfCpu, 1),
   };
+}
+
+export interface KeepAliveProbe {
+  /** Requests sent over one keep-alive connection (maxSockets 1), by kind. */
+  kinds: Record<string, { requests: number; newConnections: number; connectionClose: number }>;
+  /** True when every response left the connection open for the next request. */
+  ok: boolean;
+}
+
+/**
+ * Sends each kind of request several times over a single pooled connection and counts how often a
+ * new TCP+TLS connection had to be opened: HEAD/GET newNonce, GET directory, a POST-as-GET, an error
+ * response (bad JWS) and a 405 (GET on a POST-only resource).
+ */
+export async function keepAliveProbe(server: ServerHandle, account: BenchAccount, orderUrl: string | null): Promise<KeepAliveProbe> {
+  const client = new BenchClient({ directoryUrl: server.directoryUrl, tlsCaPem: server.tlsCaPem, maxSockets: 1, defaultPollMs: 1000 });
+  const kinds: KeepAliveProbe['kinds'] = {};
+  try {
+    await client.connect();
+    const kind = async (name: string, f: () => Promise<unknown>): Promise<void> => {
+      const before = { ...client.counters };
+      for (let i = 0; i < 5; i++) {
+        try { await f(); } catch { /* error responses are the point of some kinds */ }
+      }
+      kinds[name] = {
+        requests: client.counters.requests - before.requests,
+        newConnections: client.counters.newConnections - before.newConnections,
+        connectionClose: client.counters.connectionClose - before.connectionClose,
+      };
+    };
+    await kind('HEAD newNonce', () => client.request('HEAD', client.directory.newNonce));
+    await kind('GET newNonce', () => client.request('GET', client.directory.newNonce));
+    await kind('GET directory', () => client.request('GET', server.directoryUrl));
+    await kind('POST newOrder (bad JWS → 400)', () => client.request('POST', client.directory.newOrder, '{"protected":"e30","payload":"","signature":"AA"}', { 'Content-Type': 'application/jose+json' }));
+    await kind('GET newOrder (405/404)', () => client.request('GET', client.directory.newOrder));
+    if (orderUrl) await kind('POST-as-GET order', () => client.post(account, orderUrl, ''));
+  } finally {
+    client.close();
+  }
+  const ok = Object.values(kinds).every((k) => k.newConnections === 0 && k.connectionClose === 0);
+  return { kinds, ok };
 }

@@ -41,6 +41,7 @@ export function table(header: readonly string[], rows: ReadonlyArray<ReadonlyArr
 /** A number with sensible precision for a table. */
 export function fmt(v: number): string {
   if (!Number.isFinite(v)) return '—';
+  if (Number.isInteger(v)) return String(v);
   const a = Math.abs(v);
   if (a >= 1000) return v.toFixed(0);
   if (a >= 100) return v.toFixed(1);

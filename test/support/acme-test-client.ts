@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import {
-  createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject,
+  checkPrimeSync, createPrivateKey, createPublicKey, generateKeyPairSync, generatePrimeSync, randomBytes, sign as cryptoSign,
+  type KeyObject,
 } from 'node:crypto';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
@@ -74,17 +75,193 @@ export async function generateAccountKey(kind: AccountKeyKind = 'ES256', rsaBits
 // CSR keys and CSRs (pkijs over the server's WebCrypto engine)
 // ---------------------------------------------------------------------------------------------
 
-export type CsrKeyKind = 'P-256' | 'P-384' | 'RSA2048';
+export type CsrKeyKind = 'P-256' | 'P-384' | 'P-521' | 'RSA2048' | 'RSA1024';
+
+/** Hashes a CSR can be signed with; SHA-1 only to check that the CA refuses it. */
+export type CsrHash = 'SHA-1' | 'SHA-256' | 'SHA-384' | 'SHA-512';
 
 function keyAlgorithm(kind: CsrKeyKind): EcKeyImportParams | RsaHashedImportParams {
-  return kind === 'RSA2048' ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: kind };
+  return kind === 'RSA2048' || kind === 'RSA1024' ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: kind };
 }
 
 export async function generateCsrKey(kind: CsrKeyKind = 'P-256'): Promise<CryptoKeyPair> {
-  if (kind === 'RSA2048') {
-    return webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign', 'verify']);
+  if (kind === 'RSA2048' || kind === 'RSA1024') {
+    const modulusLength = kind === 'RSA2048' ? 2048 : 1024;
+    return webcrypto.subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength, publicExponent: new Uint8Array([1, 0, 1]) }, true, ['sign', 'verify']);
   }
   return webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: kind }, true, ['sign', 'verify']);
+}
+
+// ---------------------------------------------------------------------------------------------
+// RSA keys from chosen primes: weak keys (close primes, ROCA form, e = 3) that no key generator
+// produces, so that a test can check the CA refuses a CSR carrying one. The CSR itself is still
+// properly self-signed, so only the key policy can be the reason for a refusal.
+// ---------------------------------------------------------------------------------------------
+
+function bigBitLength(n: bigint): number {
+  return n === 0n ? 0 : n.toString(2).length;
+}
+
+/** Big-endian base64url of a non-negative integer (JWK members, RFC 7518 §6.3). */
+export function bigintToB64url(n: bigint): string {
+  const hex = n.toString(16);
+  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex').toString('base64url');
+}
+
+function bigMod(a: bigint, m: bigint): bigint {
+  const r = a % m;
+  return r < 0n ? r + m : r;
+}
+
+/** a^-1 mod m by the extended Euclidean algorithm; throws when gcd(a, m) != 1. */
+export function modInverse(a: bigint, m: bigint): bigint {
+  let [oldR, r] = [bigMod(a, m), m];
+  let [oldS, s] = [1n, 0n];
+  while (r !== 0n) {
+    const q = oldR / r;
+    [oldR, r] = [r, oldR - q * r];
+    [oldS, s] = [s, oldS - q * s];
+  }
+  if (oldR !== 1n) throw new Error('modInverse: the numbers are not coprime');
+  return bigMod(oldS, m);
+}
+
+function modPow(base: bigint, exp: bigint, m: bigint): bigint {
+  let result = 1n;
+  let b = bigMod(base, m);
+  let e = exp;
+  while (e > 0n) {
+    if (e & 1n) result = (result * b) % m;
+    b = (b * b) % m;
+    e >>= 1n;
+  }
+  return result;
+}
+
+function randomBigBelow(limit: bigint): bigint {
+  // 64 extra random bits make the modulo bias negligible for a fixture.
+  const bytes = Math.ceil(bigBitLength(limit) / 8) + 8;
+  return BigInt(`0x${randomBytes(bytes).toString('hex')}`) % limit;
+}
+
+/** The private JWK (with CRT members) of the RSA key with primes p, q and public exponent e. */
+export function rsaPrivateJwkFromPrimes(p: bigint, q: bigint, e = 65537n): JsonWebKey {
+  if (p === q) throw new Error('rsaPrivateJwkFromPrimes: p and q must differ');
+  const n = p * q;
+  const phi = (p - 1n) * (q - 1n);
+  const d = modInverse(e, phi);
+  return {
+    kty: 'RSA',
+    n: bigintToB64url(n),
+    e: bigintToB64url(e),
+    d: bigintToB64url(d),
+    p: bigintToB64url(p),
+    q: bigintToB64url(q),
+    dp: bigintToB64url(d % (p - 1n)),
+    dq: bigintToB64url(d % (q - 1n)),
+    qi: bigintToB64url(modInverse(q, p)),
+  };
+}
+
+/** Imports a private RSA JWK (and its public half) into the WebCrypto engine pkijs signs with. */
+export async function csrKeyFromRsaJwk(jwk: JsonWebKey, hash: CsrHash = 'SHA-256'): Promise<CryptoKeyPair> {
+  if (jwk.kty !== 'RSA' || typeof jwk.n !== 'string' || typeof jwk.e !== 'string' || typeof jwk.d !== 'string') {
+    throw new Error('csrKeyFromRsaJwk: expected a private RSA JWK (kty, n, e, d)');
+  }
+  const algorithm: RsaHashedImportParams = { name: 'RSASSA-PKCS1-v1_5', hash };
+  // Only the key members: "alg"/"key_ops" from elsewhere would conflict with the import usages.
+  const priv: JsonWebKey = { kty: 'RSA', n: jwk.n, e: jwk.e, d: jwk.d, p: jwk.p, q: jwk.q, dp: jwk.dp, dq: jwk.dq, qi: jwk.qi, ext: true };
+  return {
+    privateKey: await webcrypto.subtle.importKey('jwk', priv, algorithm, true, ['sign']),
+    publicKey: await webcrypto.subtle.importKey('jwk', { kty: 'RSA', n: jwk.n, e: jwk.e, ext: true }, algorithm, true, ['verify']),
+  };
+}
+
+/** A prime of exactly `bits` bits with its top two bits set (so two of them make a 2*bits modulus). */
+function primeTopTwo(bits: number, accept: (p: bigint) => boolean = () => true): bigint {
+  const top = 3n << BigInt(bits - 2);
+  for (let i = 0; i < 200; i++) {
+    const p = generatePrimeSync(bits, { bigint: true });
+    if ((p & top) === top && accept(p)) return p;
+  }
+  throw new Error(`no ${bits}-bit prime with the top two bits set within the attempt bound`);
+}
+
+/** Smallest prime >= start (OpenSSL's primality test); bounded so a bug cannot hang a test. */
+function nextPrime(start: bigint): bigint {
+  let c = start | 1n;
+  for (let i = 0; i < 50_000; i++, c += 2n) {
+    if (checkPrimeSync(c)) return c;
+  }
+  throw new Error('nextPrime: no prime within the search bound');
+}
+
+export interface RsaPrimes { p: bigint; q: bigint; e: bigint }
+
+/**
+ * Primes that share their top ~800 bits, so n = p*q falls to Fermat's method in one step
+ * (the "primes too close" check of Boulder's goodkey). 2048-bit modulus.
+ */
+export function fermatRsaPrimes(): RsaPrimes {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const p = primeTopTwo(1024, (x) => (x - 1n) % 65537n !== 0n);
+    const q = nextPrime(p + (1n << 200n) + randomBigBelow(1n << 200n));
+    if (bigBitLength(p * q) === 2048 && (q - 1n) % 65537n !== 0n) return { p, q, e: 65537n };
+  }
+  throw new Error('fermatRsaPrimes: no suitable pair within the attempt bound');
+}
+
+/** First `count` primes, by trial division (count is small). */
+function firstPrimes(count: number): bigint[] {
+  const out: bigint[] = [];
+  for (let c = 2n; out.length < count; c++) {
+    if (out.every((p) => c % p !== 0n)) out.push(c);
+  }
+  return out;
+}
+
+/**
+ * Infineon RSALib's prime form p = k*M + (65537^a mod M) (ROCA, CVE-2017-15361), with M the
+ * product of the first 126 primes as RSALib used for 2048-bit keys. Both primes have the form,
+ * so the modulus carries the fingerprint. 2048-bit modulus, e = 65537.
+ */
+export function rocaRsaPrimes(): RsaPrimes {
+  const M = firstPrimes(126).reduce((acc, x) => acc * x, 1n);
+  const prime = (): bigint => {
+    const low = 3n << 1022n; // top two bits of a 1024-bit number
+    const high = 1n << 1024n;
+    const kMin = (low + M - 1n) / M;
+    const kMax = (high - M) / M - 1n;
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const residue = modPow(65537n, randomBigBelow(1n << 128n), M);
+      let k = kMin + randomBigBelow(kMax - kMin - 5_000n);
+      for (let i = 0; i < 5_000; i++, k++) {
+        const p = k * M + residue;
+        if ((p - 1n) % 65537n !== 0n && checkPrimeSync(p)) return p;
+      }
+    }
+    throw new Error('rocaRsaPrimes: no prime within the search bound');
+  };
+  const p = prime();
+  let q = prime();
+  for (let i = 0; i < 5 && q === p; i++) q = prime();
+  return { p, q, e: 65537n };
+}
+
+/** Two ordinary 1024-bit primes usable with e = 3 (p, q = 2 mod 3), for a 2048-bit e=3 key. */
+export function exponent3RsaPrimes(): RsaPrimes {
+  const ok = (x: bigint): boolean => x % 3n === 2n;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const p = primeTopTwo(1024, ok);
+    const q = primeTopTwo(1024, ok);
+    if (p !== q && bigBitLength(p * q) === 2048) return { p, q, e: 3n };
+  }
+  throw new Error('exponent3RsaPrimes: no suitable pair within the attempt bound');
+}
+
+/** A CSR key pair for the RSA key with the given primes. */
+export function csrKeyFromPrimes(primes: RsaPrimes, hash: CsrHash = 'SHA-256'): Promise<CryptoKeyPair> {
+  return csrKeyFromRsaJwk(rsaPrivateJwkFromPrimes(primes.p, primes.q, primes.e), hash);
 }
 
 /** The WebCrypto pair of an account key, e.g. to sign a CSR with the account key on purpose. */
@@ -133,11 +310,23 @@ export interface CsrSpec {
   commonName?: string;
   dnsNames?: string[];
   ipAddresses?: string[];
+  /** URI SANs (e.g. SPIFFE IDs). */
+  uris?: string[];
   /** Omit the extensionRequest attribute even if there are no SANs. */
   noSan?: boolean;
+  /** Signature hash; default SHA-256. An RSA key is re-imported for it when its own hash differs. */
+  hash?: CsrHash;
 }
 
-/** A DER PKCS#10 request signed with SHA-256 by `keys`, with the given CN and SANs. */
+/** An RSA private key bound (as WebCrypto binds RSA keys) to `hash`; EC keys are returned as they are. */
+async function signingKeyFor(key: CryptoKey, hash: CsrHash): Promise<CryptoKey> {
+  const alg = key.algorithm as RsaHashedKeyAlgorithm;
+  if (alg.name !== 'RSASSA-PKCS1-v1_5' || alg.hash.name === hash) return key;
+  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', key);
+  return webcrypto.subtle.importKey('pkcs8', pkcs8, { name: 'RSASSA-PKCS1-v1_5', hash }, false, ['sign']);
+}
+
+/** A DER PKCS#10 request signed by `keys` (SHA-256 unless `hash`), with the given CN and SANs. */
 export async function buildCsr(spec: CsrSpec): Promise<Uint8Array> {
   const csr = new pkijs.CertificationRequest();
   csr.version = 0;
@@ -148,6 +337,7 @@ export async function buildCsr(spec: CsrSpec): Promise<Uint8Array> {
   const names = [
     ...(spec.dnsNames ?? []).map((d) => new pkijs.GeneralName({ type: 2, value: d })),
     ...(spec.ipAddresses ?? []).map((ip) => new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipToBytes(ip) }) })),
+    ...(spec.uris ?? []).map((u) => new pkijs.GeneralName({ type: 6, value: u })),
   ];
   if (names.length > 0 && !spec.noSan) {
     const san = new pkijs.GeneralNames({ names });
@@ -156,7 +346,8 @@ export async function buildCsr(spec: CsrSpec): Promise<Uint8Array> {
     });
     csr.attributes = [new pkijs.Attribute({ type: '1.2.840.113549.1.9.14', values: [extensions.toSchema()] })];
   }
-  await csr.sign(spec.keys.privateKey, 'SHA-256');
+  const hash = spec.hash ?? 'SHA-256';
+  await csr.sign(await signingKeyFor(spec.keys.privateKey, hash), hash);
   return new Uint8Array(csr.toSchema().toBER(false));
 }
 
@@ -347,6 +538,44 @@ export interface PostOptions {
   accept?: string;
 }
 
+/** newOrder options: the request overrides of PostOptions plus the order's `profile`. */
+export interface OrderOptions extends PostOptions {
+  /** The newOrder `profile` field (ACME profiles extension); omitted when undefined. */
+  profile?: string;
+}
+
+/** An External Account Binding key as the CA operator hands it out. */
+export interface EabCredentials {
+  keyId: string;
+  /** base64url HMAC key. */
+  hmacKey: string;
+}
+
+/** Ways to make an externalAccountBinding wrong on purpose. */
+export interface EabOptions {
+  alg?: 'HS256' | 'HS384' | 'HS512';
+  /** Protected "kid"; default the key id. */
+  kid?: string;
+  /** Protected "url"; default the newAccount URL. */
+  url?: string;
+  /** Bind this JWK instead of the account key's. */
+  payloadJwk?: JWK;
+  /** Sign with this base64url HMAC key instead of the real one. */
+  hmacKey?: string;
+  extraProtected?: Record<string, unknown>;
+}
+
+/**
+ * RFC 8555 §7.3.4: a flattened JWS, MACed with the EAB HMAC key, whose protected header is
+ * {alg, kid: <EAB key id>, url: <newAccount URL>} and whose payload is the account's public JWK.
+ */
+export async function externalAccountBinding(accountJwk: JWK, eab: EabCredentials, newAccountUrl: string, o: EabOptions = {}): Promise<FlattenedJWS> {
+  const header: Record<string, unknown> = { alg: o.alg ?? 'HS256', kid: o.kid ?? eab.keyId, url: o.url ?? newAccountUrl, ...o.extraProtected };
+  const payload = new TextEncoder().encode(JSON.stringify(o.payloadJwk ?? accountJwk));
+  const secret = new Uint8Array(Buffer.from(o.hmacKey ?? eab.hmacKey, 'base64url'));
+  return new FlattenedSign(payload).setProtectedHeader(header as JWSHeaderParameters).sign(secret);
+}
+
 export interface ClientOptions {
   /** Sockets per origin; 1 lets a test observe keep-alive reuse. */
   maxSockets?: number;
@@ -481,8 +710,19 @@ export class AcmeTestClient {
     return res;
   }
 
-  newOrder(identifiers: Identifier[], o: PostOptions = {}, extra: JsonObject = {}): Promise<AcmeResponse> {
-    return this.post(this.directory.newOrder, { identifiers, ...extra }, o);
+  /**
+   * newAccount bound to an EAB key (RFC 8555 §7.3.4): `payload` plus an externalAccountBinding
+   * over `key`'s public JWK for the directory's newAccount URL.
+   */
+  async newAccountWithEab(key: AccountKey, eab: EabCredentials, payload: JsonObject = { termsOfServiceAgreed: true }, o: PostOptions = {}, eabOpts: EabOptions = {}): Promise<AcmeResponse> {
+    const binding = await externalAccountBinding(key.jwk, eab, this.directory.newAccount, eabOpts);
+    return this.newAccount(key, { ...payload, externalAccountBinding: binding }, o);
+  }
+
+  /** newOrder; `o.profile` sets the order's profile, `extra` adds any other payload members. */
+  newOrder(identifiers: Identifier[], o: OrderOptions = {}, extra: JsonObject = {}): Promise<AcmeResponse> {
+    const { profile, ...post } = o;
+    return this.post(this.directory.newOrder, { identifiers, ...(profile !== undefined ? { profile } : {}), ...extra }, post);
   }
 
   getAuthz(url: string, o: PostOptions = {}): Promise<AcmeResponse> {
