@@ -48,6 +48,17 @@ export async function buildOpsApp(o: AppOptions, tls: { certPem: string; keyPem:
   return app;
 }
 
+/** Plain HTTP for CRLs and the CA certificates: relying parties fetch them without TLS (RFC 5280 §4.2.1.13). */
+export async function buildCrlApp(o: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: o.log, exposeHeadRoutes: false, return503OnClosing: true }) as unknown as FastifyInstance;
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
+  });
+  countRequests(app, o.acme.metrics);
+  await app.register(async (scope) => caCertRoutes(scope, o.caCerts));
+  return app;
+}
+
 /** Wires the components into one fastify app; holds no logic of its own. */
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({

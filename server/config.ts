@@ -44,10 +44,17 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'log.checkpointDelay', kind: 'duration', default: '1s', description: 'Longest delay between an append and the signed checkpoint that covers it (appends within it share one signature).' },
   { key: 'log.checkpointInterval', kind: 'duration', default: '60s', description: 'A checkpoint is confirmed at least this often while the log is idle.' },
   { key: 'log.readToken', env: 'ACME_CA_LOG_READ_TOKEN', kind: 'string', default: null, description: 'Bearer token required by the log query API; the API is open to anyone who can reach the server when unset.' },
+  { key: 'crl.listen', env: 'ACME_CA_CRL_LISTEN', kind: 'url', default: null, description: 'Plain-HTTP address (http://host:port) serving CRLs at /crl/<issuer>.crl; CRLs are also served on the ACME listener.' },
+  { key: 'crl.baseUrl', env: 'ACME_CA_CRL_BASE_URL', kind: 'url', default: null, description: 'Base URL written into CRL Distribution Points; `crl.listen` (or the external URL) when unset.' },
+  { key: 'crl.lifetime', kind: 'duration', default: '24h', description: 'nextUpdate - thisUpdate of each CRL; CRLs are re-signed when half of it has passed.' },
+  { key: 'crl.debounce', kind: 'duration', default: '2s', description: 'Longest delay between a revocation and the CRL that lists it.' },
+  { key: 'crl.cdpThreshold', kind: 'duration', default: '7d', description: 'Certificates of profiles longer than this carry a CRL Distribution Point; shorter-lived ones omit it.' },
   { key: 'ca.organization', kind: 'string', default: 'ACME CA', description: 'Organization name in generated CA certificates.' },
   { key: 'ca.intermediateCert', env: 'ACME_CA_INTERMEDIATE_CERT', kind: 'path', default: null, description: 'PEM of an existing intermediate certificate to use instead of generating a CA; its chain up to the root may follow it.' },
   { key: 'ca.intermediateKey', env: 'ACME_CA_INTERMEDIATE_KEY', kind: 'path', default: null, description: 'PEM (PKCS#8) private key of `ca.intermediateCert`.' },
   { key: 'ca.rootCert', env: 'ACME_CA_ROOT_CERT', kind: 'path', default: null, description: 'PEM of the root that signed `ca.intermediateCert` (written to `<dataDir>/root.pem`).' },
+  { key: 'mesh.vaultPrefix', env: 'ACME_CA_MESH_VAULT_PREFIX', kind: 'string', default: '/vault', description: 'Path under which the Vault-compatible signing API is served (clients set `VAULT_ADDR=https://host:port/vault`); `/` serves it at the root. See docs/mesh.md.' },
+  { key: 'mesh.clientCertAuth', env: 'ACME_CA_MESH_CLIENT_CERT_AUTH', kind: 'boolean', default: false, description: 'Ask HTTPS clients for a certificate (optional for them) so that mesh credentials can log in with certificates issued by this CA (`mesh.certRoles`).' },
 ];
 
 export interface Config {
@@ -83,12 +90,20 @@ export interface Config {
     checkpointIntervalMs: number;
     readToken: string | null;
   };
+  crl: {
+    listen: URL | null;
+    baseUrl: string;
+    lifetimeMs: number;
+    debounceMs: number;
+    cdpThresholdMs: number;
+  };
   ca: {
     organization: string;
     intermediateCert: string | null;
     intermediateKey: string | null;
     rootCert: string | null;
   };
+  mesh: { vaultPrefix: string; clientCertAuth: boolean };
   /** Where the configuration file was read from, if any. */
   configFile: string | null;
 }
@@ -263,9 +278,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       attempts: n('validation.attempts'),
       retryDelayMs: d('validation.retryDelay'),
     },
+    crl: {
+      listen: sn('crl.listen') ? new URL(s('crl.listen')) : null,
+      baseUrl: (sn('crl.baseUrl') ?? sn('crl.listen') ?? (external ?? s('listen'))).replace(/\/+$/, ''),
+      lifetimeMs: d('crl.lifetime'),
+      debounceMs: d('crl.debounce'),
+      cdpThresholdMs: d('crl.cdpThreshold'),
+    },
     ca,
+    // '/' or '' serves the Vault API at the root; otherwise one leading slash and none trailing.
+    mesh: { vaultPrefix: meshVaultPrefix(s('mesh.vaultPrefix')), clientCertAuth: values.get('mesh.clientCertAuth') as boolean },
     configFile,
   };
+}
+
+/** '/' (or '') serves the Vault API at the root; otherwise one leading slash and none trailing. */
+function meshVaultPrefix(raw: string): string {
+  const p = `/${raw.replace(/^\/+|\/+$/g, '')}`.replace(/^\/$/, '');
+  if (!/^(\/[A-Za-z0-9._-]+)*$/.test(p)) throw new ConfigError(`invalid configuration: mesh.vaultPrefix = ${JSON.stringify(raw)}: expected a path such as /vault (letters, digits, ".", "-", "_" between slashes)`);
+  return p;
 }
 
 /** Markdown table for the README, generated from the schema. */

@@ -38,6 +38,8 @@ export interface OrderRecord {
   accountId: string;
   status: OrderStatus;
   identifiers: Identifier[];
+  /** The RFC 9773 certID of the certificate this order replaces, as the client gave it. */
+  replaces: string | null;
   notBefore: number | null;
   notAfter: number | null;
   expires: number;
@@ -96,6 +98,28 @@ export interface CertificateRecord {
   logIndex: number | null;
   /** Sorted "type:value" identifiers joined by ",", shared by a certificate and its renewals. */
   nameSet: string;
+  /** SHA-256 (hex) of the issuing intermediate's certificate. */
+  issuerId: string;
+  scope: string;
+  profile: string;
+  /** The order that replaces this certificate (newOrder "replaces", RFC 9773). */
+  replacedByOrder: string | null;
+  /** When an operator asked for this certificate to be renewed now. */
+  renewNowAt: number | null;
+  renewNowReason: string | null;
+}
+
+export type NewCertificate = Omit<CertificateRecord, 'logIndex' | 'replacedByOrder' | 'renewNowAt' | 'renewNowReason'>;
+
+/** Which certificates an operator action (renew now, revoke) applies to; all given fields must match. */
+export interface CertificateSelector {
+  serials?: string[];
+  accountId?: string;
+  scope?: string;
+  /** DNS suffix such as ".payments.internal" (or an exact name). */
+  identifierSuffix?: string;
+  issuerId?: string;
+  issuedBefore?: number;
 }
 
 /** An event to append to the issuance log, in the same transaction as the change it records. */
@@ -150,6 +174,8 @@ export type RateLimitDecision = { allowed: boolean; state: RateLimitState; retry
 
 export interface NewOrderInput {
   order: Omit<OrderRecord, 'csr' | 'certificateId' | 'error'>;
+  /** Storage id of the certificate named by order.replaces; claimed atomically with the order. */
+  replacesCertificateId?: string;
   authorizations: Array<{ authz: AuthzRecord; challenges: ChallengeRecord[] }>;
 }
 
@@ -197,7 +223,11 @@ export interface Storage {
   /** Key rollover: fails (returns false) if another account already holds newThumbprint. */
   changeAccountKey(id: string, oldThumbprint: string, newJwk: string, newThumbprint: string): Promise<boolean>;
 
-  createOrder(input: NewOrderInput): Promise<void>;
+  /**
+   * Creates the order, its authorizations and challenges. With `replaces`, also claims the
+   * replaced certificate in the same transaction; false when another live order already did.
+   */
+  createOrder(input: NewOrderInput): Promise<boolean>;
   getOrder(id: string): Promise<OrderRecord | null>;
   listOrderIds(accountId: string, cursor: string | null, limit: number): Promise<Page<string>>;
   /** Compare-and-set on status so that concurrent requests cannot both move an order. */
@@ -224,12 +254,24 @@ export interface Storage {
    * Stores the certificate, moves the order from processing to valid and appends the log entry,
    * all in one transaction: there is never a certificate without its entry, nor the reverse.
    */
-  issueCertificate(cert: Omit<CertificateRecord, 'logIndex'>, entry: LogAppend): Promise<{ logIndex: number }>;
+  issueCertificate(cert: NewCertificate, entry: LogAppend): Promise<{ logIndex: number }>;
   getCertificate(id: string): Promise<CertificateRecord | null>;
   getCertificateBySerial(serial: string): Promise<CertificateRecord | null>;
   /** Revokes and appends the revocation's log entry atomically; false if it was not valid. */
   revokeCertificate(id: string, reason: number, at: number, entry: LogAppend): Promise<boolean>;
   countCertificates(): Promise<number>;
+  /** Certificates (valid, unexpired) matching a selector, for operator actions. */
+  selectCertificates(selector: CertificateSelector, now: number, limit: number): Promise<CertificateRecord[]>;
+  /** Moves the renewal window of the given certificates into the past; returns how many changed. */
+  markRenewNow(certificateIds: string[], at: number, reason: string): Promise<number>;
+  /** Certificates an operator asked to renew whose names have no newer certificate yet. */
+  countRenewNowPending(now: number): Promise<number>;
+  /** Revoked, unexpired certificates of one issuer, for its CRL. */
+  listRevokedForCrl(issuerId: string, now: number): Promise<Array<{ serial: string; revokedAt: number; reason: number }>>;
+  /** Whether an issuer still has unexpired certificates (it must keep publishing CRLs until then). */
+  issuerHasUnexpired(issuerId: string, now: number): Promise<boolean>;
+  saveCrl(crl: { issuerId: string; number: number; thisUpdate: number; nextUpdate: number; der: Uint8Array }): Promise<void>;
+  latestCrl(issuerId: string): Promise<{ number: number; thisUpdate: number; nextUpdate: number; der: Uint8Array } | null>;
   /** True when a certificate with this key (SHA-256 of its SPKI, hex) was revoked for keyCompromise. */
   isKeyBlocked(spkiSha256: string): Promise<boolean>;
   /** Valid certificates expiring in (now, now+withinMs] for whose names no later certificate exists. */

@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createPublicKey } from 'node:crypto';
-import { loadOrCreateCa, caFiles } from '../server/ca/ca-material.js';
+import { loadOrCreateCa, caFiles, issuerFiles } from '../server/ca/ca-material.js';
 import { buildCertificate, parseCertificate, randomSerial } from '../server/ca/certificate-builder.js';
 import { pemCertificates, toPem } from '../server/ca/pem.js';
 import { signingKeyFromPem } from '../server/ca/signing-key.js';
@@ -52,7 +52,8 @@ test('generated CA: keys are 0600, intermediate is a CA with room for mesh inter
   assert.equal(first.generated, true);
   const f = caFiles(dataDir);
   assert.equal(statSync(f.rootKey).mode & 0o777, 0o600);
-  assert.equal(statSync(f.intermediateKey).mode & 0o777, 0o600);
+  assert.equal(statSync(issuerFiles(dataDir, first.issuer.id).key).mode & 0o777, 0o600);
+  assert.equal(statSync(join(dataDir, 'issuers')).mode & 0o777, 0o700);
   const text = openssl(['x509', '-in', f.intermediate, '-noout', '-text']);
   assert.match(text, /CA:TRUE, pathlen:1/);
   assert.match(text, /Certificate Sign, CRL Sign/);

@@ -98,7 +98,7 @@ test('the image steps on the host: production install, start as an unprivileged 
       healthy = spawnSync('sh', ['-c', healthcheck.replace(/^node /, `${process.execPath} `)], { cwd: app, env, timeout: 10_000 }).status === 0;
     }
     assert.ok(healthy, `the HEALTHCHECK never passed; server output:\n${output}`);
-    assert.equal(spawnSync('stat', ['-c', '%U', join(data, 'intermediate.key')], { encoding: 'utf8' }).stdout.trim(), user.name, 'the CA files belong to the unprivileged user');
+    assert.equal(spawnSync('stat', ['-c', '%U', join(data, 'root.key')], { encoding: 'utf8' }).stdout.trim(), user.name, 'the CA files belong to the unprivileged user');
   } finally {
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');

@@ -140,12 +140,16 @@ before(async () => {
   await dns.start();
   responder = new Http01Responder();
   await responder.start(http01Port);
+  // One CRL at start-up and none after the revocation within the test, so entry positions are fixed.
+  const configFile = path.join(tmp, 'config.yaml');
+  await fsp.writeFile(configFile, 'crl:\n  debounce: 10m\n');
   const config = loadConfig({
     ACME_CA_DATA_DIR: path.join(tmp, 'data'),
     ACME_CA_LISTEN: `https://127.0.0.1:${httpsPort}`,
     ACME_CA_HTTP01_PORT: String(http01Port),
     ACME_CA_DNS_RESOLVER: dns.resolverAddress,
     ACME_CA_LOG_READ_TOKEN: TOKEN,
+    ACME_CA_CONFIG: configFile,
   }, tmp);
   // Request logging at info level, captured, to prove the token never reaches the log.
   const sink = new Writable({ write(chunk: Buffer, _enc, cb) { logLines.push(chunk.toString('utf8')); cb(); } });
@@ -179,9 +183,9 @@ test('the checkpoint is a signed note that verifies with the log key, and the JS
   assert.equal(vkey.status, 200);
   assert.equal(vkey.text.trim(), server.logKey.vkey);
   assert.equal(cp2.cp.origin, server.logKey.origin);
-  // ca.intermediate.created, four issuances, one revocation.
-  assert.equal(cp2.cp.size, 6);
-  assert.equal(cp1.cp.size, 3);
+  // ca.intermediate.created, the first CRL, four issuances, one revocation.
+  assert.equal(cp2.cp.size, 7);
+  assert.equal(cp1.cp.size, 4);
   const json = await getJson<{ origin: string; size: number; rootHash: string; note: string; signedAt: string }>('/log/v1/checkpoint');
   assert.equal(json.note, cp2.note);
   assert.equal(json.size, cp2.cp.size);
@@ -193,8 +197,8 @@ test('the checkpoint is a signed note that verifies with the log key, and the JS
 test('entries: the body bytes rebuild every leaf hash and the checkpoint root', async () => {
   const page = await getJson<{ start: number; end: number; checkpointSize: number; entries: EntryJson[] }>('/log/v1/entries?start=0&end=100');
   assert.equal(page.end, cp2.cp.size, 'end is capped at the checkpoint');
-  assert.deepEqual(page.entries.map((e) => e.index), [0, 1, 2, 3, 4, 5]);
-  assert.deepEqual(page.entries.map((e) => e.eventType), ['ca.intermediate.created', 'certificate.issued', 'certificate.issued', 'certificate.issued', 'certificate.issued', 'certificate.revoked']);
+  assert.deepEqual(page.entries.map((e) => e.index), [0, 1, 2, 3, 4, 5, 6]);
+  assert.deepEqual(page.entries.map((e) => e.eventType), ['ca.intermediate.created', 'crl.signed', 'certificate.issued', 'certificate.issued', 'certificate.issued', 'certificate.issued', 'certificate.revoked']);
   const leaves = page.entries.map((e) => {
     const body = b64(e.body);
     assert.equal(leafHash(body).toString('base64'), e.leafHash, `entry ${e.index}`);
@@ -203,12 +207,12 @@ test('entries: the body bytes rebuild every leaf hash and the checkpoint root', 
     return leafHash(body);
   });
   assert.ok(rootFromLeafHashes(leaves).equals(cp2.cp.rootHash));
-  const stored = await server.store.getLogEntries(0, 6);
+  const stored = await server.store.getLogEntries(0, 7);
   assert.deepEqual(stored.map((e) => Buffer.from(e.leafHash).toString('base64')), page.entries.map((e) => e.leafHash));
   // Paging and bounds.
   const second = await getJson<{ end: number; entries: EntryJson[] }>('/log/v1/entries?start=4');
-  assert.deepEqual(second.entries.map((e) => e.index), [4, 5]);
-  assertProblem(await get('/log/v1/entries?start=6'), 404, /latest checkpoint/);
+  assert.deepEqual(second.entries.map((e) => e.index), [4, 5, 6]);
+  assertProblem(await get('/log/v1/entries?start=7'), 404, /latest checkpoint/);
   assertProblem(await get('/log/v1/entries?start=3&end=3'), 400);
   assertProblem(await get('/log/v1/entries?start=-1'), 400);
   assertProblem(await get('/log/v1/entries'), 400, /start is required/);

@@ -72,7 +72,8 @@ function counts(): DbCounts {
       certificates: n('SELECT count(*) AS n FROM certificates'),
       entries: n('SELECT count(*) AS n FROM log_entry'),
       treeSize: n('SELECT size AS n FROM log_tree_state WHERE id = 0'),
-      caEvents: n("SELECT count(*) AS n FROM log_entry WHERE event_type LIKE 'ca.%'"),
+      // Everything the CA records besides issuance: its key events and its signed CRLs.
+      caEvents: n("SELECT count(*) AS n FROM log_entry WHERE event_type LIKE 'ca.%' OR event_type = 'crl.signed'"),
       issuedEntries: n("SELECT count(*) AS n FROM log_entry WHERE event_type = 'certificate.issued'"),
       processing: n("SELECT count(*) AS n FROM orders WHERE status = 'processing'"),
     };
@@ -82,7 +83,7 @@ function counts(): DbCounts {
 function assertLogMatchesCertificates(c: DbCounts, when: string): void {
   assert.equal(c.entries, c.treeSize, `${when}: entry rows = tree size`);
   assert.equal(c.issuedEntries, c.certificates, `${when}: one certificate.issued entry per stored certificate`);
-  assert.equal(c.treeSize, c.certificates + c.caEvents, `${when}: log size = certificates + CA key events`);
+  assert.equal(c.treeSize, c.certificates + c.caEvents, `${when}: log size = certificates + CA key events + CRLs`);
   // Every certificate points at its own issuance entry.
   const orphans = withDb((db) => db.prepare(`SELECT count(*) AS n FROM certificates c LEFT JOIN log_entry e ON e.idx = c.log_index
     WHERE e.idx IS NULL OR e.event_type <> 'certificate.issued' OR json_extract(CAST(e.body AS TEXT), '$.serial') <> c.serial`).get() as { n: number });
@@ -167,7 +168,7 @@ test('SIGKILL mid-burst: log size = certificates + CA events, and the next check
   const settled = counts();
   assertLogMatchesCertificates(settled, 'after the restart');
   assert.equal(latest.size, settled.certificates + settled.caEvents, 'checkpoint size = certificates + CA key events');
-  const caEvents = await getJson<{ items: unknown[] }>('/log/v1/events?type=ca.*');
+  const caEvents = await getJson<{ items: unknown[] }>('/log/v1/events?type=ca.*,crl.signed');
   assert.equal(caEvents.items.length, settled.caEvents);
   const certsViaApi = await getJson<{ items: Array<{ logIndex: number }>; next: string | null }>('/log/v1/certificates?limit=1000');
   assert.equal(certsViaApi.items.length, settled.certificates);

@@ -65,18 +65,24 @@ interface EntryJson {
 
 export async function runLogCommand(sub: string | undefined, args: string[]): Promise<void> {
   let json = false;
+  // Exit 0 must mean "verified": should the process ever end without reaching the end of a command
+  // (e.g. the event loop drains while a promise is pending), it reports an error instead.
+  process.exitCode = 2;
   try {
     if (sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
       process.stdout.write(LOG_HELP);
+      process.exitCode = 0;
       return;
     }
     if (sub === 'verify') {
       json = args.includes('--json');
       await verifyCommand(args);
+      process.exitCode = 0;
       return;
     }
     if (sub === 'export') {
       await exportCommand(args);
+      process.exitCode = 0;
       return;
     }
     throw new UsageOrNetworkError(`unknown log subcommand "${sub}"`);
@@ -326,11 +332,14 @@ function get(conn: Connection, relative: string): Promise<Buffer> {
     const headers: Record<string, string> = { 'User-Agent': 'acme-ca-log-verify' };
     if (conn.token !== undefined) headers.Authorization = `Bearer ${conn.token}`;
     const mod = url.protocol === 'https:' ? https : http;
+    // A whole-request deadline: the socket idle timeout alone does not cover a stalled TLS handshake.
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete response within ${REQUEST_TIMEOUT_MS} ms`)), REQUEST_TIMEOUT_MS);
     const req = mod.request(url, { method: 'GET', headers, ca: conn.ca, agent: false, timeout: REQUEST_TIMEOUT_MS }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (e) => reject(new UsageOrNetworkError(`GET ${url.pathname}: ${e.message}`)));
+      res.on('error', (e) => { clearTimeout(deadline); reject(new UsageOrNetworkError(`GET ${url.pathname}: ${e.message}`)); });
       res.on('end', () => {
+        clearTimeout(deadline);
         const body = Buffer.concat(chunks);
         if (res.statusCode === 200) {
           resolvePromise(body);
@@ -348,7 +357,7 @@ function get(conn: Connection, relative: string): Promise<Buffer> {
       });
     });
     req.on('timeout', () => req.destroy(new Error(`no response within ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', (e) => reject(new UsageOrNetworkError(`GET ${url.origin}${url.pathname}: ${e.message}`)));
+    req.on('error', (e) => { clearTimeout(deadline); reject(new UsageOrNetworkError(`GET ${url.origin}${url.pathname}: ${e.message}`)); });
     req.end();
   });
 }

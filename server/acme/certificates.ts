@@ -31,8 +31,11 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
     const serial = normalizeSerialHex(x.serialNumber);
     const cert = await ctx.store.getCertificateBySerial(serial);
     if (!cert || !Buffer.from(cert.der).equals(der)) throw problem('malformed', 'this CA did not issue that certificate', 404);
-    const reason = p.reason === undefined ? 0 : p.reason;
-    if (typeof reason !== 'number' || !REASONS.has(reason)) throw problem('badRevocationReason', `reason ${JSON.stringify(reason)} is not allowed; use an RFC 5280 code 0-10 other than 7`);
+    const requested = p.reason === undefined ? 0 : p.reason;
+    if (typeof requested !== 'number' || !REASONS.has(requested)) throw problem('badRevocationReason', `reason ${JSON.stringify(requested)} is not allowed; use an RFC 5280 code 0-10 other than 7`);
+    // Whoever holds the private key proves it left its owner's control: that is keyCompromise, and
+    // the key is then refused for future certificates (as Boulder does).
+    const reason = v.account ? requested : 1;
     if (v.account) {
       // RFC 8555 §7.6: the owner, or an account that holds authorizations for all of its names.
       const order = v.account.id === cert.accountId ? null : await ctx.store.getOrder(cert.orderId);
@@ -47,6 +50,7 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
     const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now(), certificateRevokedEntry({ serial: cert.serial, der: cert.der, reason, by }, ctx.now()));
     if (!done) throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
     ctx.logAppended();
+    ctx.revoked();
     req.log.info({ serial, reason, by: v.account ? `account ${v.account.id}` : 'certificate key' }, 'certificate revoked');
     reply.code(200).header('Content-Length', '0');
     return reply.send();

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Storage } from '../../storage/types.js';
 import type { Config } from '../config.js';
 import type { Issuer } from '../ca/ca-material.js';
+import type { IssuerRegistry } from '../ca/issuer-registry.js';
 import type { KeyCache } from './jws.js';
 import type { NonceService } from './nonces.js';
 import type { Urls } from './urls.js';
@@ -20,6 +21,7 @@ export interface AcmeContext {
   urls: Urls;
   keyCache: KeyCache;
   issuer: () => Issuer;
+  issuers: IssuerRegistry;
   rootPem: string;
   validations: ValidationScheduler;
   issuance: IssuanceScheduler;
@@ -29,5 +31,7 @@ export interface AcmeContext {
   metrics: Metrics;
   /** Tells the checkpoint publisher that the issuance log grew. */
   logAppended: () => void;
+  /** Tells the CRL publisher that a certificate was revoked. */
+  revoked: () => void;
   now: () => number;
 }

@@ -14,6 +14,7 @@ export function directoryRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       newOrder: ctx.urls.newOrder(),
       revokeCert: ctx.urls.revokeCert(),
       keyChange: ctx.urls.keyChange(),
+      renewalInfo: ctx.urls.renewalInfo(),
       meta,
     };
   });

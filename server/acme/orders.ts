@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import type { AuthzRecord, ChallengeRecord, Identifier, ProblemRecord } from '../../storage/types.js';
+import type { AuthzRecord, CertificateRecord, ChallengeRecord, Identifier, ProblemRecord } from '../../storage/types.js';
+import { certificateForCertId } from './renewal-info.js';
 import { challengeTypesFor, evaluateOrder } from '../policy/evaluate.js';
 import { accountScope, enforceRateLimits, recordDenial, refusalProblem } from './order-policy.js';
 import type { AcmeContext } from './context.js';
@@ -38,6 +39,23 @@ export function parseIdentifiers(raw: unknown): Identifier[] {
   return ok;
 }
 
+/**
+ * RFC 9773 §5: "replaces" names a certificate of this account, sharing at least one identifier
+ * with the new order, and not already replaced.
+ */
+async function checkReplaces(ctx: AcmeContext, raw: unknown, accountId: string, identifiers: Identifier[]): Promise<CertificateRecord> {
+  if (typeof raw !== 'string') throw problem('malformed', '"replaces" must be the ARI certID of the certificate being renewed');
+  const cert = await certificateForCertId(ctx, raw);
+  if (cert.accountId !== accountId) throw problem('unauthorized', 'the certificate named by "replaces" belongs to another account');
+  const old = new Set(cert.nameSet.split(','));
+  if (!identifiers.some((i) => old.has(`${i.type}:${i.value}`))) throw problem('malformed', 'the new order shares no identifier with the certificate it replaces');
+  if (cert.replacedByOrder !== null) {
+    const other = await ctx.store.getOrder(cert.replacedByOrder);
+    if (other && other.status !== 'invalid') throw problem('alreadyReplaced', `certificate ${cert.serial} was already replaced by order ${ctx.urls.order(other.id)}`);
+  }
+  return cert;
+}
+
 export async function renderOrder(ctx: AcmeContext, orderId: string): Promise<Record<string, unknown>> {
   const order = await ctx.store.getOrder(orderId);
   if (!order) throw problem('malformed', 'the order does not exist', 404);
@@ -65,7 +83,8 @@ export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
       throw refusalProblem(decision);
     }
     const profile = decision.profile;
-    await enforceRateLimits(ctx, account, scope, identifiers, false);
+    const replaced = p.replaces === undefined ? null : await checkReplaces(ctx, p.replaces, account.id, identifiers);
+    await enforceRateLimits(ctx, account, scope, identifiers, replaced !== null);
     const now = ctx.now();
     const expires = now + ctx.config.acme.orderLifetimeMs;
     const orderId = newId();
@@ -84,10 +103,12 @@ export function orderRoutes(app: FastifyInstance, ctx: AcmeContext): void {
         })),
       };
     });
-    await ctx.store.createOrder({
-      order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now, profile: profile.name, scope },
+    const created = await ctx.store.createOrder({
+      order: { id: orderId, accountId: account.id, status: 'pending', identifiers, notBefore: null, notAfter: null, expires, createdAt: now, profile: profile.name, scope, replaces: replaced ? (p.replaces as string) : null },
       authorizations,
+      ...(replaced ? { replacesCertificateId: replaced.id } : {}),
     });
+    if (!created) throw problem('alreadyReplaced', `certificate ${replaced!.serial} is already being replaced by another order; poll that order instead`);
     req.log.info({ accountId: account.id, orderId, scope, profile: profile.name, identifiers: identifiers.map((i) => i.value) }, 'order created');
     reply.header('Location', ctx.urls.order(orderId)).code(201);
     return renderOrder(ctx, orderId);

@@ -6,6 +6,7 @@ import type { AcmeContext } from './context.js';
 import { directoryRoutes } from './directory.js';
 import { finalizeRoutes } from './finalize.js';
 import { orderRoutes } from './orders.js';
+import { renewalInfoRoutes } from './renewal-info.js';
 import { AcmeProblem, problem } from './problems.js';
 
 /** Maps any error to an RFC 7807 problem document; internal details stay in the log. */
@@ -51,4 +52,5 @@ export async function acmePlugin(app: FastifyInstance, ctx: AcmeContext): Promis
   authorizationRoutes(app, ctx);
   finalizeRoutes(app, ctx);
   certificateRoutes(app, ctx);
+  renewalInfoRoutes(app, ctx);
 }

@@ -20,6 +20,7 @@ export function orderJson(o: OrderRecord, authzIds: string[], urls: Urls, now: n
     expires: iso(o.expires),
     identifiers: o.identifiers,
     profile: o.profile,
+    ...(o.replaces ? { replaces: o.replaces } : {}),
     ...(o.notBefore !== null ? { notBefore: iso(o.notBefore) } : {}),
     ...(o.notAfter !== null ? { notAfter: iso(o.notAfter) } : {}),
     ...(o.error ? { error: o.error } : status === 'invalid' && o.status !== 'invalid' ? { error: { type: 'urn:ietf:params:acme:error:malformed', detail: 'the order expired before it was finalized' } } : {}),

@@ -10,6 +10,7 @@ export class Urls {
   newOrder(): string { return `${this.base}/acme/new-order`; }
   revokeCert(): string { return `${this.base}/acme/revoke-cert`; }
   keyChange(): string { return `${this.base}/acme/key-change`; }
+  renewalInfo(): string { return `${this.base}/acme/renewal-info`; }
   account(id: string): string { return `${this.base}/acme/account/${id}`; }
   accountOrders(id: string, cursor?: string): string { return `${this.base}/acme/account/${id}/orders${cursor ? `?cursor=${encodeURIComponent(cursor)}` : ''}`; }
   order(id: string): string { return `${this.base}/acme/order/${id}`; }

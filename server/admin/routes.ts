@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Identifier, Storage } from '../../storage/types.js';
+import type { CertificateSelector, Identifier, Storage } from '../../storage/types.js';
+import { normalizeSerialHex } from '../ca/certificate-builder.js';
+import { renewNow, revokeSelection, selectorIsEmpty } from './operations.js';
 import { checkIdentifier } from '../acme/identifiers.js';
 import { parseDuration } from '../config.js';
 import { evaluateCsrUris, evaluateOrder } from '../policy/evaluate.js';
@@ -15,6 +17,39 @@ export interface AdminDeps {
   policy: PolicyStore;
   now: () => number;
   reloadPolicy: () => ReloadResult | null;
+  /** Creates a new intermediate (generated CA) and switches issuance to it; returns its id. */
+  rotateIntermediate: () => Promise<string>;
+  issuerIds: () => string[];
+  activeIssuerId: () => string;
+  /** Revocations and other log appends happened: CRLs and checkpoints should follow. */
+  changed: (what: { revoked?: boolean }) => void;
+}
+
+const selectorSchema = {
+  type: 'object',
+  properties: {
+    serials: { type: 'array', items: { type: 'string', pattern: '^[0-9a-fA-F]{1,42}$' } }, account: { type: 'string' }, scope: { type: 'string' },
+    identifierSuffix: { type: 'string' }, issuer: { type: 'string', pattern: '^[0-9a-f]{16,64}$' }, issuedBefore: { type: 'string', format: 'date-time' },
+  },
+  additionalProperties: false,
+} as const;
+
+interface SelectorBody { serials?: string[]; account?: string; scope?: string; identifierSuffix?: string; issuer?: string; issuedBefore?: string }
+
+function toSelector(b: SelectorBody, knownIssuers: string[]): CertificateSelector {
+  let issuerId: string | undefined;
+  if (b.issuer) {
+    issuerId = knownIssuers.find((id) => id.startsWith(b.issuer!));
+    if (!issuerId) throw new AdminError(400, 'malformed', `no issuer ${b.issuer}; issuers: ${knownIssuers.map((i) => i.slice(0, 16)).join(', ')}`);
+  }
+  const sel: CertificateSelector = {
+    ...(b.serials ? { serials: b.serials.map((x) => normalizeSerialHex(x)) } : {}),
+    ...(b.account ? { accountId: b.account } : {}), ...(b.scope ? { scope: b.scope } : {}),
+    ...(b.identifierSuffix ? { identifierSuffix: b.identifierSuffix } : {}), ...(issuerId ? { issuerId } : {}),
+    ...(b.issuedBefore ? { issuedBefore: Date.parse(b.issuedBefore) } : {}),
+  };
+  if (selectorIsEmpty(sel)) throw new AdminError(400, 'malformed', 'give at least one selector (serials, account, scope, identifierSuffix, issuer, issuedBefore)');
+  return sel;
 }
 
 class AdminError extends Error {
@@ -144,6 +179,41 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
     scope ??= deps.policy.current().defaultScope;
     if (!scope) throw new AdminError(400, 'malformed', 'give "scope" or "accountId": the policy has no default scope');
     return checkPolicy(deps.policy, { identifiers, uris: body.uris, profile: body.profile, scope });
+  });
+
+  app.post('/admin/v1/certificates/renew-now', {
+    schema: {
+      body: { type: 'object', properties: { selector: selectorSchema, reason: { type: 'string' } }, required: ['selector'], additionalProperties: false },
+      response: { 200: { type: 'object', properties: { selected: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } }, logIndex: { type: 'integer' } }, required: ['selected', 'serials', 'logIndex'] }, 400: problemSchema },
+    },
+  }, async (req) => {
+    const body = req.body as { selector: SelectorBody; reason?: string };
+    const r = await renewNow(deps.store, toSelector(body.selector, deps.issuerIds()), body.reason ?? 'operator request', 'admin-api', deps.now());
+    deps.changed({});
+    return r;
+  });
+
+  app.post('/admin/v1/certificates/revoke', {
+    schema: {
+      body: { type: 'object', properties: { selector: selectorSchema, reason: { type: 'integer', enum: [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] } }, required: ['selector'], additionalProperties: false },
+      response: { 200: { type: 'object', properties: { revoked: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } } }, required: ['revoked', 'serials'] }, 400: problemSchema },
+    },
+  }, async (req) => {
+    const body = req.body as { selector: SelectorBody; reason?: number };
+    const r = await revokeSelection(deps.store, toSelector(body.selector, deps.issuerIds()), body.reason ?? 0, 'admin-api', deps.now());
+    deps.changed({ revoked: r.revoked > 0 });
+    return r;
+  });
+
+  app.post('/admin/v1/intermediates/rotate', {
+    schema: { response: { 200: { type: 'object', properties: { active: { type: 'string' }, previous: { type: 'string' } }, required: ['active', 'previous'] }, 409: problemSchema } },
+  }, async () => {
+    const previous = deps.activeIssuerId();
+    try {
+      return { active: await deps.rotateIntermediate(), previous };
+    } catch (e) {
+      throw new AdminError(409, 'conflict', (e as Error).message);
+    }
   });
 
   app.post('/admin/v1/policy/reload', { schema: { response: { 200: reloadSchema } } }, async () => {

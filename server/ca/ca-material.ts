@@ -1,5 +1,5 @@
-import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, X509Certificate } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import type * as pkijs from 'pkijs';
@@ -14,6 +14,8 @@ export const INTERMEDIATE_VALIDITY_MS = 1095 * DAY;
 export const INTERMEDIATE_PATH_LEN = 1;
 
 export interface Issuer {
+  /** SHA-256 of the intermediate certificate's DER, hex: the issuer's stable name in storage and URLs. */
+  id: string;
   certDer: Uint8Array;
   certPem: string;
   cert: pkijs.Certificate;
@@ -33,9 +35,12 @@ export interface CaMaterial {
 export interface CaFiles {
   root: string;
   rootKey: string;
+  /** Convenience copies of the active issuer, rewritten after each switch; never read back. */
   intermediate: string;
-  intermediateKey: string;
   chain: string;
+  /** Holds the id of the active issuer; replaced atomically, so a rotation is one rename. */
+  activeIssuer: string;
+  issuers: string;
 }
 
 export function caFiles(dataDir: string): CaFiles {
@@ -43,9 +48,15 @@ export function caFiles(dataDir: string): CaFiles {
     root: join(dataDir, 'root.pem'),
     rootKey: join(dataDir, 'root.key'),
     intermediate: join(dataDir, 'intermediate.pem'),
-    intermediateKey: join(dataDir, 'intermediate.key'),
     chain: join(dataDir, 'chain.pem'),
+    activeIssuer: join(dataDir, 'active-issuer'),
+    issuers: join(dataDir, 'issuers'),
   };
+}
+
+export function issuerFiles(dataDir: string, id: string): { cert: string; key: string; chain: string } {
+  const dir = join(caFiles(dataDir).issuers, id);
+  return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem'), chain: join(dir, 'chain.pem') };
 }
 
 /** Writes atomically; secrets are created 0600 so they are never readable by others, even briefly. */
@@ -110,12 +121,74 @@ async function generateCa(dataDir: string, organization: string, now: Date): Pro
     notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + INTERMEDIATE_VALIDITY_MS),
     ca: true, pathLength: INTERMEDIATE_PATH_LEN, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
   }, rootKey);
-  // Keys first, certificates last: a crash in between leaves no certificate without its key.
   writeFileAtomic(f.rootKey, rootKeyPem, true);
-  writeFileAtomic(f.intermediateKey, interKeyPem, true);
-  writeFileAtomic(f.chain, toPem('CERTIFICATE', interDer), false);
-  writeFileAtomic(f.intermediate, toPem('CERTIFICATE', interDer), false);
   writeFileAtomic(f.root, toPem('CERTIFICATE', rootDer), false);
+  installIssuer(dataDir, [interDer], interKeyPem);
+}
+
+/** Signs a fresh intermediate with the generated root's key (which must be in the data folder). */
+async function newIntermediateFromRoot(dataDir: string, organization: string, now: Date): Promise<{ der: Uint8Array; keyPem: string }> {
+  const f = caFiles(dataDir);
+  if (!existsSync(f.rootKey)) throw new CaImportError(`the root key is not in ${dataDir} (an enterprise root); rotate with "intermediate csr" and "intermediate import" instead`);
+  const rootKey = await signingKeyFromPem(readFileSync(f.rootKey, 'utf8'));
+  const rootCert = parseCertificate(pemCertificates(readFileSync(f.root, 'utf8'))[0]);
+  const keyPem = generateP256Pkcs8Pem();
+  const key = await signingKeyFromPem(keyPem);
+  const der = await buildCertificate({
+    serial: randomSerial(), subject: { organization, commonName: `${organization} Intermediate CA ${now.toISOString().slice(0, 10)}` },
+    issuerName: rootCert.subject, issuerSpkiDer: rootKey.spkiDer, issuerKeyId: subjectKeyId(rootCert), subjectSpkiDer: key.spkiDer,
+    notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + INTERMEDIATE_VALIDITY_MS),
+    ca: true, pathLength: INTERMEDIATE_PATH_LEN, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],
+  }, rootKey);
+  return { der, keyPem };
+}
+
+/** Generated CA: a new intermediate from the root in the data folder becomes the active issuer. */
+export async function rotateGeneratedIntermediate(dataDir: string, organization: string, now = new Date()): Promise<string> {
+  const { der, keyPem } = await newIntermediateFromRoot(dataDir, organization, now);
+  return installIssuer(dataDir, [der], keyPem);
+}
+
+export const issuerIdOf = (certDer: Uint8Array): string => createHash('sha256').update(certDer).digest('hex');
+
+/**
+ * Writes an issuer's files under issuers/<id>/ (key first, so no certificate is ever without its
+ * key), then makes it active with one atomic rename. Earlier issuers stay, retired: they keep
+ * signing CRLs for the certificates they issued.
+ */
+export function installIssuer(dataDir: string, chainDers: Uint8Array[], keyPem: string): string {
+  const id = issuerIdOf(chainDers[0]);
+  const files = issuerFiles(dataDir, id);
+  mkdirSync(join(caFiles(dataDir).issuers, id), { recursive: true, mode: 0o700 });
+  writeFileAtomic(files.key, keyPem, true);
+  writeFileAtomic(files.chain, chainDers.map((d) => toPem('CERTIFICATE', d)).join(''), false);
+  writeFileAtomic(files.cert, toPem('CERTIFICATE', chainDers[0]), false);
+  writeFileAtomic(caFiles(dataDir).activeIssuer, `${id}\n`, false);
+  writeFileAtomic(caFiles(dataDir).intermediate, toPem('CERTIFICATE', chainDers[0]), false);
+  writeFileAtomic(caFiles(dataDir).chain, chainDers.map((d) => toPem('CERTIFICATE', d)).join(''), false);
+  return id;
+}
+
+export function activeIssuerId(dataDir: string): string | null {
+  const f = caFiles(dataDir).activeIssuer;
+  return existsSync(f) ? readFileSync(f, 'utf8').trim() : null;
+}
+
+export function listIssuerIds(dataDir: string): string[] {
+  const dir = caFiles(dataDir).issuers;
+  return existsSync(dir) ? readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : [];
+}
+
+/** Loads one issuer; the active one must be currently valid, retired ones may have expired. */
+export async function loadIssuer(dataDir: string, id: string, rootPem: string, now: Date, opts: { active: boolean }): Promise<Issuer> {
+  const files = issuerFiles(dataDir, id);
+  const key = await signingKeyFromPem(readFileSync(files.key, 'utf8'));
+  const certPem = readFileSync(files.cert, 'utf8');
+  const chainPem = existsSync(files.chain) ? readFileSync(files.chain, 'utf8') : certPem;
+  if (opts.active) checkIntermediate(certPem, key, [chainPem], rootPem, now);
+  const certDer = pemCertificates(certPem)[0];
+  const cert = parseCertificate(certDer);
+  return { id, certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, keyId: subjectKeyId(cert), chainPem, notAfter: cert.notAfter.value };
 }
 
 export interface CaSource {
@@ -136,10 +209,9 @@ export async function importIntermediate(dataDir: string, certPath: string, keyP
   const key = await signingKeyFromPem(keyPem);
   checkIntermediate(certPem, key, [], rootPem, now);
   const ders = pemCertificates(certPem);
-  writeFileAtomic(f.intermediateKey, keyPem, true);
-  writeFileAtomic(f.chain, ders.map((d) => toPem('CERTIFICATE', d)).join(''), false);
-  writeFileAtomic(f.intermediate, toPem('CERTIFICATE', ders[0]), false);
+  if (activeIssuerId(dataDir) === issuerIdOf(ders[0])) return;
   writeFileAtomic(f.root, rootPem, false);
+  installIssuer(dataDir, ders, keyPem);
 }
 
 export async function loadOrCreateCa(src: CaSource, now = new Date()): Promise<CaMaterial & { generated: boolean }> {
@@ -148,19 +220,11 @@ export async function loadOrCreateCa(src: CaSource, now = new Date()): Promise<C
   let generated = false;
   if (src.intermediateCert && src.intermediateKey) {
     await importIntermediate(src.dataDir, src.intermediateCert, src.intermediateKey, src.rootCert, now);
-  } else if (!existsSync(f.intermediate)) {
+  } else if (activeIssuerId(src.dataDir) === null) {
     await generateCa(src.dataDir, src.organization, now);
     generated = true;
   }
   const rootPem = readFileSync(f.root, 'utf8');
-  const key = await signingKeyFromPem(readFileSync(f.intermediateKey, 'utf8'));
-  const chainPem = existsSync(f.chain) ? readFileSync(f.chain, 'utf8') : readFileSync(f.intermediate, 'utf8');
-  const certPem = readFileSync(f.intermediate, 'utf8');
-  checkIntermediate(certPem, key, [chainPem], rootPem, now);
-  const certDer = pemCertificates(certPem)[0];
-  const cert = parseCertificate(certDer);
-  return {
-    rootPem, rootPath: f.root, generated,
-    issuer: { certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, keyId: subjectKeyId(cert), chainPem, notAfter: cert.notAfter.value },
-  };
+  const issuer = await loadIssuer(src.dataDir, activeIssuerId(src.dataDir)!, rootPem, now, { active: true });
+  return { rootPem, rootPath: f.root, generated, issuer };
 }

@@ -15,6 +15,7 @@ export const OID = {
   crlDistributionPoints: '2.5.29.31',
   authorityKeyIdentifier: '2.5.29.35',
   extKeyUsage: '2.5.29.37',
+  nameConstraints: '2.5.29.30',
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
   extensionRequest: '1.2.840.113549.1.9.14',
@@ -28,9 +29,19 @@ export interface SubjectName { commonName?: string; organization?: string }
 
 export type SanEntry = { type: 'dns'; value: string } | { type: 'ip'; value: string } | { type: 'uri'; value: string };
 
+/** Permitted subtrees (RFC 5280 §4.2.1.10): DNS names cover the name and every name below it;
+ * URI entries are hosts (`example.org` exactly, `.example.org` below it), as Go's PermittedURIDomains. */
+export interface NameConstraintsTemplate {
+  permittedDns?: string[];
+  permittedUris?: string[];
+  excludedDns?: string[];
+}
+
 export interface CertificateTemplate {
   serial: Uint8Array;
   subject: SubjectName;
+  /** Exact subject Name (e.g. copied from a CSR); when set it replaces `subject`. */
+  subjectName?: pkijs.RelativeDistinguishedNames;
   /** Issuer's subject as DER Name; omitted for a self-signed certificate. */
   issuerName?: pkijs.RelativeDistinguishedNames;
   issuerSpkiDer?: Uint8Array;
@@ -45,6 +56,7 @@ export interface CertificateTemplate {
   extKeyUsage?: string[];
   san?: SanEntry[];
   crlDistributionPoint?: string;
+  nameConstraints?: NameConstraintsTemplate;
 }
 
 /** 128 random bits as a positive, minimally encoded DER INTEGER body. */
@@ -154,8 +166,8 @@ export async function buildCertificate(t: CertificateTemplate, signer: SigningKe
   const cert = new pkijs.Certificate();
   cert.version = 2;
   cert.serialNumber = new asn1js.Integer({ valueHex: t.serial.buffer.slice(t.serial.byteOffset, t.serial.byteOffset + t.serial.byteLength) as ArrayBuffer });
-  cert.subject = names(t.subject);
-  cert.issuer = t.issuerName ?? names(t.subject);
+  cert.subject = t.subjectName ?? names(t.subject);
+  cert.issuer = t.issuerName ?? cert.subject;
   cert.notBefore = time(t.notBefore);
   cert.notAfter = time(t.notAfter);
   cert.subjectPublicKeyInfo = pkijs.PublicKeyInfo.fromBER(new Uint8Array(t.subjectSpkiDer));
@@ -172,7 +184,7 @@ export async function buildCertificate(t: CertificateTemplate, signer: SigningKe
   }
   if (t.san && t.san.length > 0) {
     // RFC 5280 §4.2.1.6: with an empty subject the SAN extension must be critical.
-    const critical = !t.subject.commonName && !t.subject.organization;
+    const critical = cert.subject.typesAndValues.length === 0;
     exts.push(extension(OID.subjectAltName, critical, new pkijs.GeneralNames({ names: t.san.map(generalName) }).toSchema()));
   }
   if (t.crlDistributionPoint) {
@@ -180,6 +192,15 @@ export async function buildCertificate(t: CertificateTemplate, signer: SigningKe
       distributionPoints: [new pkijs.DistributionPoint({ distributionPoint: [new pkijs.GeneralName({ type: 6, value: t.crlDistributionPoint })] })],
     });
     exts.push(extension(OID.crlDistributionPoints, false, dp.toSchema()));
+  }
+  if (t.nameConstraints) {
+    const subtree = (type: 2 | 6, value: string): pkijs.GeneralSubtree => new pkijs.GeneralSubtree({ base: new pkijs.GeneralName({ type, value }) });
+    const permitted = [...(t.nameConstraints.permittedDns ?? []).map((d) => subtree(2, d)), ...(t.nameConstraints.permittedUris ?? []).map((u) => subtree(6, u))];
+    const excluded = (t.nameConstraints.excludedDns ?? []).map((d) => subtree(2, d));
+    // RFC 5280 §4.2.1.10: conforming CAs mark name constraints critical.
+    exts.push(extension(OID.nameConstraints, true, new pkijs.NameConstraints({
+      ...(permitted.length > 0 ? { permittedSubtrees: permitted } : {}), ...(excluded.length > 0 ? { excludedSubtrees: excluded } : {}),
+    }).toSchema()));
   }
   cert.extensions = exts;
   await cert.sign(signer.privateKey, signer.hash);

@@ -16,6 +16,8 @@ export interface IssuanceOptions {
   /** The profile an order was placed under, as currently configured. */
   profile: (name: string) => ProfileConfig | undefined;
   policyVersion: () => string;
+  /** The CRL URL to embed for this issuer and profile, or null to omit the extension. */
+  crlUrl: (issuer: Issuer, profile: ProfileConfig) => string | null;
 }
 
 const EKU_OID: Record<ExtKeyUsageName, string> = { serverAuth: OID.serverAuth, clientAuth: OID.clientAuth };
@@ -73,7 +75,7 @@ export class IssuanceService {
       const san: SanEntry[] = [...order.identifiers.map((i) => ({ type: i.type, value: i.value })), ...csr.uris.map((u): SanEntry => ({ type: 'uri', value: u }))];
       const started = process.hrtime.bigint();
       const leaf = await issueLeaf(issuer, {
-        spkiDer: csr.spkiDer, san, extKeyUsage: profile.extKeyUsage.map((e) => EKU_OID[e]),
+        spkiDer: csr.spkiDer, san, extKeyUsage: profile.extKeyUsage.map((e) => EKU_OID[e]), crlDistributionPoint: this.opts.crlUrl(issuer, profile) ?? undefined,
         notBefore: new Date(now - this.opts.backdateMs), notAfter: new Date(now - this.opts.backdateMs + profile.validityMs),
       });
       const entry = certificateIssuedEntry({
@@ -86,6 +88,7 @@ export class IssuanceService {
         id: newId(), serial: leaf.serial, accountId: order.accountId, orderId: order.id, der: leaf.der, chainPem: issuer.chainPem,
         spkiSha256: leaf.spkiSha256, notBefore: leaf.notBefore.getTime(), notAfter: leaf.notAfter.getTime(),
         status: 'valid', revokedAt: null, revocationReason: null, createdAt: now, nameSet: nameSetKey(order.identifiers),
+        issuerId: issuer.id, scope: order.scope, profile: order.profile,
       }, entry);
       this.metrics?.certificatesIssued.inc({ profile: order.profile, scope: order.scope });
       this.metrics?.ordersFinal.inc({ status: 'valid' });

@@ -8,6 +8,7 @@ export interface LeafRequest {
   notBefore: Date;
   notAfter: Date;
   extKeyUsage?: string[];
+  crlDistributionPoint?: string;
 }
 
 export interface IssuedLeaf {
@@ -38,6 +39,7 @@ export function leafTemplate(issuer: Issuer, req: LeafRequest, serial: Uint8Arra
     keyUsage: rsa ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'],
     extKeyUsage: req.extKeyUsage ?? [OID.serverAuth, OID.clientAuth],
     san: req.san,
+    ...(req.crlDistributionPoint ? { crlDistributionPoint: req.crlDistributionPoint } : {}),
   };
 }
 

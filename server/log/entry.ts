@@ -71,6 +71,18 @@ export function certificateRevokedEntry(f: { serial: string; der: Uint8Array; re
 
 export type CaKeyEvent = 'ca.intermediate.created' | 'ca.intermediate.imported' | 'ca.intermediate.rotated';
 
+/** crl.signed: which CRL an issuer published, so a relying party can check it is the latest. */
+export function crlSignedEntry(f: { issuerId: string; number: number; thisUpdate: number; nextUpdate: number; entries: number; sha256: string }, at: number): LogAppend {
+  return entry('crl.signed', at, {
+    issuer: { sha256: f.issuerId }, number: f.number, thisUpdate: iso(f.thisUpdate), nextUpdate: iso(f.nextUpdate), entries: f.entries, crl: { sha256: f.sha256 },
+  }, [`crl:${f.issuerId}`]);
+}
+
+/** ari.renew_now: an operator asked a selection of certificates to renew early. */
+export function renewNowEntry(f: { selector: Record<string, CanonicalValue | undefined>; serials: string[]; reason: string; actor: string }, at: number): LogAppend {
+  return entry('ari.renew_now', at, { selector: f.selector, serials: f.serials, count: f.serials.length, reason: f.reason, actor: f.actor }, ['renew-now', ...f.serials.map((s) => `serial:${s}`)]);
+}
+
 export function caKeyEventEntry(type: CaKeyEvent, f: { der: Uint8Array; subject: string; notAfter: number; actor: string }, at: number): LogAppend {
   const certSha256 = sha256hex(f.der);
   return entry(type, at, {

@@ -7,6 +7,8 @@ export interface MetricsSources {
   store: Storage;
   caCertificates: () => CaCertificateInfo[];
   lastCheckpointAt: () => number;
+  /** Certificates an operator asked to renew now that have no replacement yet. */
+  renewNowPending: () => Promise<number>;
   now: () => number;
 }
 
@@ -56,6 +58,10 @@ export class Metrics {
         this.set({ within: '24h' }, await sources.store.countExpiringWithoutReplacement(now, 24 * HOUR));
         this.set({ within: '7d' }, await sources.store.countExpiringWithoutReplacement(now, 7 * 24 * HOUR));
       },
+    });
+    new Gauge({
+      name: 'acme_ca_renew_now_pending', help: 'Certificates selected by "renew now" that have not been replaced yet', registers: [r],
+      async collect() { this.set(await sources.renewNowPending()); },
     });
     new Gauge({
       name: 'acme_ca_log_tree_size', help: 'Entries in the issuance log', registers: [r],

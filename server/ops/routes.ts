@@ -10,6 +10,8 @@ export interface OpsDeps {
 export interface CaCertDeps {
   rootPem: string;
   chainPem: () => string;
+  /** DER CRL of an issuer by its short (16 hex digits) or full id; null when unknown. */
+  crl: (issuerId: string) => Promise<Uint8Array | null>;
 }
 
 const readinessSchema = {
@@ -48,5 +50,17 @@ export function caCertRoutes(app: FastifyInstance, deps: CaCertDeps): void {
   app.get('/ca/chain.pem', async (_req, reply) => {
     reply.header('Content-Type', 'application/x-pem-file');
     return deps.chainPem();
+  });
+
+  app.get('/crl/:file', async (req, reply) => {
+    const { file } = req.params as { file: string };
+    const m = /^([0-9a-f]{16}|[0-9a-f]{64})\.crl$/.exec(file);
+    const der = m ? await deps.crl(m[1]) : null;
+    if (!der) {
+      reply.code(404).header('Content-Type', 'text/plain; charset=utf-8');
+      return `no CRL ${file}; CRL URLs have the form /crl/<issuer id>.crl (see the CRL Distribution Points of a certificate)\n`;
+    }
+    reply.header('Content-Type', 'application/pkix-crl').header('Cache-Control', 'max-age=60');
+    return Buffer.from(der);
   });
 }

@@ -11,6 +11,7 @@ import { MAX_IDENTIFIERS } from '../acme/identifiers.js';
 import type { KeyAlgorithmName, KeyPolicy } from '../ca/goodkey.js';
 import { parseDuration } from '../config.js';
 import { checkDnsPattern, checkUriPattern, parseCidr } from './match.js';
+import { MeshPolicyError, parseMeshPolicy, type MeshPolicy } from '../mesh/mesh-policy.js';
 import {
   ANY_SCOPE, BUILTIN_DEFAULT_SCOPE, BUILTIN_PROFILES, CHALLENGE_TYPES, DEFAULT_POLICY, DEFAULT_RATE_LIMITS,
   deepFreeze, EXT_KEY_USAGES, IDENTIFIER_TYPES, lookup, PROFILE_FIELD_DEFAULTS, usableProfiles,
@@ -45,6 +46,9 @@ const SCOPE_KEYS = ['dns', 'ip', 'uri', 'wildcards', 'profiles', 'rateLimits'] a
 const ALLOW_DENY_KEYS = ['allow', 'deny'] as const;
 const RATE_LIMIT_KEYS = ['ordersPerAccount', 'ordersPerScope', 'duplicateCertificates'] as const;
 const LIMIT_KEYS = ['count', 'window'] as const;
+// The mesh section is parsed and documented by the mesh module (server/mesh/mesh-policy.ts,
+// docs/mesh.md), so it is not among POLICY_FILE_KEYS, which docs/policy.md is checked against.
+const MESH_KEY = 'mesh';
 
 /** Every key the file may contain, by section; docs/policy.md is checked against it. */
 export const POLICY_FILE_KEYS = {
@@ -305,7 +309,7 @@ export function parsePolicy(text: string, source: string): PolicyConfig {
   } catch (e) {
     throw new PolicyError(source, '', `policy ${source} is not valid YAML: ${(e as Error).message}`);
   }
-  const top = doc === null || doc === undefined ? {} : r.mapping(doc, '', TOP_KEYS);
+  const top = doc === null || doc === undefined ? {} : r.mapping(doc, '', [...TOP_KEYS, MESH_KEY]);
 
   // Profiles: built-ins first (so they keep their place in meta.profiles), then the file's.
   const profiles: Record<string, ProfileConfig> = {};
@@ -366,6 +370,16 @@ export function parsePolicy(text: string, source: string): PolicyConfig {
     }
   }
 
+  let mesh: MeshPolicy | undefined;
+  if (top[MESH_KEY] !== undefined && top[MESH_KEY] !== null) {
+    try {
+      mesh = parseMeshPolicy(top[MESH_KEY]);
+    } catch (e) {
+      if (e instanceof MeshPolicyError) throw new PolicyError(source, e.path, `invalid policy ${source}: ${e.message}`);
+      throw e;
+    }
+  }
+
   return deepFreeze({
     version: createHash('sha256').update(text, 'utf8').digest('hex'),
     defaultProfile,
@@ -373,5 +387,7 @@ export function parsePolicy(text: string, source: string): PolicyConfig {
     profiles,
     scopes,
     rateLimits,
+    // Only present when written, so a policy without it equals the built-in one.
+    ...(mesh ? { mesh } : {}),
   });
 }

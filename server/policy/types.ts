@@ -6,6 +6,7 @@
  */
 import type { ChallengeType, Identifier } from '../../storage/types.js';
 import { DEFAULT_KEY_POLICY, type KeyPolicy } from '../ca/goodkey.js';
+import type { MeshPolicy } from '../mesh/mesh-policy.js';
 
 export type ExtKeyUsageName = 'serverAuth' | 'clientAuth';
 export type PolicyIdentifierType = 'dns' | 'ip';
@@ -85,6 +86,8 @@ export interface PolicyConfig {
   profiles: Record<string, ProfileConfig>;
   scopes: Record<string, ScopeConfig>;
   rateLimits: RateLimitConfig;
+  /** The `mesh:` section (server/mesh/mesh-policy.ts, docs/mesh.md); absent = no mesh signing. */
+  mesh?: MeshPolicy;
 }
 
 /** A refused identifier: `rule` names the policy rule (e.g. `dns.deny .secret.internal`,

@@ -188,4 +188,84 @@ CREATE TABLE rate_limit_buckets (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 4,
+    name: 'renewal information, CRLs, several issuers',
+    sql: `
+ALTER TABLE certificates ADD COLUMN issuer_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE certificates ADD COLUMN scope TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE certificates ADD COLUMN profile TEXT NOT NULL DEFAULT 'mtls';
+-- The order that replaces this certificate (ACME "replaces"), and an operator's "renew now".
+ALTER TABLE certificates ADD COLUMN replaced_by_order TEXT;
+ALTER TABLE certificates ADD COLUMN renew_now_at INTEGER;
+ALTER TABLE certificates ADD COLUMN renew_now_reason TEXT;
+ALTER TABLE orders ADD COLUMN replaces TEXT;
+CREATE INDEX certificates_issuer ON certificates (issuer_id, status, not_after);
+CREATE INDEX certificates_renew_now ON certificates (renew_now_at) WHERE renew_now_at IS NOT NULL;
+
+CREATE TABLE crls (
+  issuer_id TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  this_update INTEGER NOT NULL,
+  next_update INTEGER NOT NULL,
+  der BLOB NOT NULL,
+  PRIMARY KEY (issuer_id, number)
+);
+`,
+  },
+  {
+    version: 5,
+    name: 'mesh',
+    sql: `
+-- Mesh credentials (server/mesh): only the SHA-256 of each secret is stored. A token's scope
+-- names a mesh scope of the policy file; source says who made it (operator, approle:<name>, cert:<role>).
+CREATE TABLE mesh_tokens (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  secret_sha256 TEXT NOT NULL,
+  source TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+);
+CREATE INDEX mesh_tokens_expiry ON mesh_tokens (expires_at);
+
+CREATE TABLE mesh_approles (
+  name TEXT PRIMARY KEY,
+  role_id TEXT NOT NULL UNIQUE,
+  scope TEXT NOT NULL,
+  token_ttl_ms INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  revoked_at INTEGER
+);
+
+CREATE TABLE mesh_approle_secrets (
+  id TEXT PRIMARY KEY,
+  role_name TEXT NOT NULL REFERENCES mesh_approles(name),
+  secret_sha256 TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  revoked_at INTEGER
+);
+CREATE INDEX mesh_approle_secrets_role ON mesh_approle_secrets (role_name);
+
+-- Every certificate the mesh fronts signed; the issuance log entry is the authoritative record.
+CREATE TABLE mesh_certificates (
+  serial TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('intermediate','leaf')),
+  trust_domain TEXT NOT NULL,
+  role TEXT,
+  scope TEXT NOT NULL,
+  credential TEXT NOT NULL,
+  front TEXT NOT NULL,
+  der BLOB NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  log_index INTEGER NOT NULL REFERENCES log_entry(idx)
+);
+CREATE INDEX mesh_certificates_scope ON mesh_certificates (scope, created_at);
+`,
+  },
 ];

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import type {
   AccountRecord, AccountStatus, ApiTokenRecord, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
-  ChallengeStatus, EabKeyRecord, Identifier, LogAppend, RateLimitDecision, RateLimitState, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
+  CertificateSelector, ChallengeStatus, EabKeyRecord, NewCertificate, Identifier, LogAppend, RateLimitDecision, RateLimitState, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
   OrderRecord, OrderStatus, Page, ProblemRecord, Storage, TokenScope,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
@@ -29,7 +29,7 @@ function toOrder(r: Row): OrderRecord {
     identifiers: json<Identifier[]>(r.identifiers), notBefore: numOrNull(r.not_before), notAfter: numOrNull(r.not_after),
     expires: Number(r.expires), error: jsonOrNull<ProblemRecord>(r.error), csr: bytesOrNull(r.csr),
     certificateId: r.certificate_id === null ? null : str(r.certificate_id), createdAt: Number(r.created_at),
-    profile: str(r.profile), scope: str(r.scope),
+    profile: str(r.profile), scope: str(r.scope), replaces: r.replaces === null || r.replaces === undefined ? null : str(r.replaces),
   };
 }
 function toAuthz(r: Row): AuthzRecord {
@@ -52,7 +52,9 @@ function toCertificate(r: Row): CertificateRecord {
     der: new Uint8Array(r.der as Uint8Array), chainPem: str(r.chain_pem), spkiSha256: str(r.spki_sha256),
     notBefore: Number(r.not_before), notAfter: Number(r.not_after), status: str(r.status) as CertificateRecord['status'],
     revokedAt: numOrNull(r.revoked_at), revocationReason: numOrNull(r.revocation_reason), createdAt: Number(r.created_at),
-    logIndex: numOrNull(r.log_index), nameSet: str(r.name_set),
+    logIndex: numOrNull(r.log_index), nameSet: str(r.name_set), issuerId: str(r.issuer_id), scope: str(r.scope), profile: str(r.profile),
+    replacedByOrder: r.replaced_by_order === null ? null : str(r.replaced_by_order), renewNowAt: numOrNull(r.renew_now_at),
+    renewNowReason: r.renew_now_reason === null ? null : str(r.renew_now_reason),
   };
 }
 function toEabKey(r: Row): EabKeyRecord {
@@ -238,11 +240,17 @@ export class SqliteStorage implements Storage {
     })();
   }
 
-  async createOrder(input: NewOrderInput): Promise<void> {
+  async createOrder(input: NewOrderInput): Promise<boolean> {
     const o = input.order;
-    this.db.transaction(() => {
-      this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at, profile, scope) VALUES (?,?,?,?,?,?,?,?,?,?)')
-        .run(o.id, o.accountId, o.status, JSON.stringify(o.identifiers), o.notBefore, o.notAfter, o.expires, o.createdAt, o.profile, o.scope);
+    return this.db.transaction(() => {
+      if (input.replacesCertificateId !== undefined) {
+        // A certificate is replaced once: by the first order that claims it and does not fail.
+        const claimed = this.stmt(`UPDATE certificates SET replaced_by_order = ? WHERE id = ? AND (replaced_by_order IS NULL
+          OR replaced_by_order IN (SELECT id FROM orders WHERE status = 'invalid'))`).run(o.id, input.replacesCertificateId).changes === 1;
+        if (!claimed) return false;
+      }
+      this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at, profile, scope, replaces) VALUES (?,?,?,?,?,?,?,?,?,?,?)')
+        .run(o.id, o.accountId, o.status, JSON.stringify(o.identifiers), o.notBefore, o.notAfter, o.expires, o.createdAt, o.profile, o.scope, o.replaces);
       for (const { authz: z, challenges } of input.authorizations) {
         this.stmt('INSERT INTO authorizations (id, order_id, account_id, identifier_type, identifier_value, wildcard, status, expires) VALUES (?,?,?,?,?,?,?,?)')
           .run(z.id, z.orderId, z.accountId, z.identifier.type, z.identifier.value, z.wildcard ? 1 : 0, z.status, z.expires);
@@ -250,7 +258,8 @@ export class SqliteStorage implements Storage {
           this.stmt('INSERT INTO challenges (id, authz_id, type, token, status, attempts) VALUES (?,?,?,?,?,0)').run(c.id, c.authzId, c.type, c.token, c.status);
         }
       }
-    })();
+      return true;
+    }).immediate();
   }
   async getOrder(id: string): Promise<OrderRecord | null> {
     return this.get('SELECT * FROM orders WHERE id = ?', toOrder, id);
@@ -342,15 +351,15 @@ export class SqliteStorage implements Storage {
     })();
   }
 
-  async issueCertificate(c: Omit<CertificateRecord, 'logIndex'>, entry: LogAppend): Promise<{ logIndex: number }> {
+  async issueCertificate(c: NewCertificate, entry: LogAppend): Promise<{ logIndex: number }> {
     const logIndex = this.db.transaction(() => {
       const moved = this.stmt("UPDATE orders SET status = 'valid', certificate_id = ?, csr = NULL WHERE id = ? AND status = 'processing'")
         .run(c.id, c.orderId).changes;
       if (moved !== 1) throw new Error(`order ${c.orderId} is not processing; certificate not stored`);
       const idx = this.appendSync(entry);
-      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at, log_index, name_set)
-        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
-        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt, idx, c.nameSet);
+      this.stmt(`INSERT INTO certificates (id, serial, account_id, order_id, der, chain_pem, spki_sha256, not_before, not_after, status, revoked_at, revocation_reason, created_at, log_index, name_set, issuer_id, scope, profile)
+        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`).run(c.id, c.serial, c.accountId, c.orderId, Buffer.from(c.der), c.chainPem, c.spkiSha256,
+        c.notBefore, c.notAfter, c.status, c.revokedAt, c.revocationReason, c.createdAt, idx, c.nameSet, c.issuerId, c.scope, c.profile);
       return idx;
     }).immediate();
     return { logIndex };
@@ -373,6 +382,47 @@ export class SqliteStorage implements Storage {
     return Number((this.stmt('SELECT count(*) AS n FROM certificates').get() as Row).n);
   }
 
+  async selectCertificates(sel: CertificateSelector, now: number, limit: number): Promise<CertificateRecord[]> {
+    const where = ["status = 'valid'", 'not_after > ?'];
+    const params: unknown[] = [now];
+    if (sel.serials) { where.push(`serial IN (${placeholders(sel.serials.length)})`); params.push(...sel.serials); }
+    if (sel.accountId) { where.push('account_id = ?'); params.push(sel.accountId); }
+    if (sel.scope) { where.push('scope = ?'); params.push(sel.scope); }
+    if (sel.issuerId) { where.push('issuer_id = ?'); params.push(sel.issuerId); }
+    if (sel.issuedBefore !== undefined) { where.push('created_at < ?'); params.push(sel.issuedBefore); }
+    if (sel.identifierSuffix) {
+      // name_set is "dns:a.b,ip:1.2.3.4"; a suffix matches any DNS entry ending with it.
+      const suffix = sel.identifierSuffix.toLowerCase();
+      const bare = suffix.replace(/^\./, '');
+      where.push("(',' || name_set || ',') LIKE ? ESCAPE '\\' OR (',' || name_set || ',') LIKE ? ESCAPE '\\'");
+      const esc = (x: string): string => x.replace(/[\\%_]/g, (c) => `\\${c}`);
+      params.push(`%dns:%${esc(suffix.startsWith('.') ? suffix : `.${suffix}`)},%`, `%,dns:${esc(bare)},%`);
+    }
+    const sql = `SELECT * FROM certificates WHERE ${where.map((w) => `(${w})`).join(' AND ')} ORDER BY created_at LIMIT ?`;
+    return (this.db.prepare(sql).all(...params, limit) as Row[]).map(toCertificate);
+  }
+  async markRenewNow(ids: string[], at: number, reason: string): Promise<number> {
+    return this.db.transaction(() => ids.reduce((n, id) => n + this.stmt("UPDATE certificates SET renew_now_at = ?, renew_now_reason = ? WHERE id = ? AND status = 'valid'").run(at, reason, id).changes, 0)).immediate();
+  }
+  async countRenewNowPending(now: number): Promise<number> {
+    return Number((this.stmt(`SELECT count(*) AS n FROM certificates c WHERE c.renew_now_at IS NOT NULL AND c.status = 'valid' AND c.not_after > ?
+      AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.name_set = c.name_set AND r.created_at > c.renew_now_at)`).get(now) as Row).n);
+  }
+  async listRevokedForCrl(issuerId: string, now: number): Promise<Array<{ serial: string; revokedAt: number; reason: number }>> {
+    return (this.stmt("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE issuer_id = ? AND status = 'revoked' AND not_after > ? ORDER BY revoked_at")
+      .all(issuerId, now) as Row[]).map((r) => ({ serial: str(r.serial), revokedAt: Number(r.revoked_at), reason: Number(r.revocation_reason) }));
+  }
+  async issuerHasUnexpired(issuerId: string, now: number): Promise<boolean> {
+    return this.stmt('SELECT 1 FROM certificates WHERE issuer_id = ? AND not_after > ? LIMIT 1').get(issuerId, now) !== undefined;
+  }
+  async saveCrl(c: { issuerId: string; number: number; thisUpdate: number; nextUpdate: number; der: Uint8Array }): Promise<void> {
+    this.stmt('INSERT INTO crls (issuer_id, number, this_update, next_update, der) VALUES (?,?,?,?,?)').run(c.issuerId, c.number, c.thisUpdate, c.nextUpdate, Buffer.from(c.der));
+  }
+  async latestCrl(issuerId: string): Promise<{ number: number; thisUpdate: number; nextUpdate: number; der: Uint8Array } | null> {
+    return this.get('SELECT * FROM crls WHERE issuer_id = ? ORDER BY number DESC LIMIT 1', (r) => ({
+      number: Number(r.number), thisUpdate: Number(r.this_update), nextUpdate: Number(r.next_update), der: new Uint8Array(r.der as Uint8Array),
+    }), issuerId);
+  }
   async isKeyBlocked(spkiSha256: string): Promise<boolean> {
     return this.stmt("SELECT 1 FROM certificates WHERE spki_sha256 = ? AND status = 'revoked' AND revocation_reason = 1 LIMIT 1").get(spkiSha256) !== undefined;
   }
