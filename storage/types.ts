@@ -185,6 +185,59 @@ export interface Page<T> {
   next: string | null;
 }
 
+export type CertificateSearchStatus = 'valid' | 'expired' | 'revoked';
+
+export interface CertificateSearch {
+  serial?: string;
+  /** Exact identifier value (DNS name or IP, as normalised by the ACME layer). */
+  identifier?: string;
+  /** `example.com` matches example.com and every name under it; `.example.com` only names under it. */
+  identifierSuffix?: string;
+  accountId?: string;
+  scope?: string;
+  profile?: string;
+  /** valid = not revoked and not yet expired at `now`; expired = not revoked and notAfter <= now. */
+  status?: CertificateSearchStatus;
+  /** Time bounds in ms since the epoch: *After is inclusive, *Before exclusive. */
+  issuedAfter?: number;
+  issuedBefore?: number;
+  expiresAfter?: number;
+  expiresBefore?: number;
+  /** Pagination cursor: only certificates whose log index is greater than this. */
+  afterLogIndex?: number;
+  limit: number;
+  now: number;
+}
+
+export interface CertificateSummary {
+  serial: string;
+  accountId: string;
+  identifiers: Identifier[];
+  scope: string | null;
+  profile: string | null;
+  /** Stored status; `expired` is derived from notAfter by the caller's clock. */
+  status: CertificateStatus;
+  notBefore: number;
+  notAfter: number;
+  issuedAt: number;
+  revokedAt: number | null;
+  revocationReason: number | null;
+  logIndex: number;
+}
+
+export interface LogEventSearch {
+  /** created_at bounds in ms: since inclusive, until exclusive. */
+  since?: number;
+  until?: number;
+  /** Entries with lookup key `account:<id>`, plus every entry about a certificate of that account. */
+  accountId?: string;
+  /** Exact event types, or prefixes written `certificate.*`; any of them matches. */
+  types?: string[];
+  /** Pagination cursor: only entries with a greater index. */
+  afterIndex?: number;
+  limit: number;
+}
+
 export interface Storage {
   /** Runs migrations; idempotent. */
   migrate(): Promise<void>;
@@ -260,6 +313,10 @@ export interface Storage {
   /** Revokes and appends the revocation's log entry atomically; false if it was not valid. */
   revokeCertificate(id: string, reason: number, at: number, entry: LogAppend): Promise<boolean>;
   countCertificates(): Promise<number>;
+  /** Certificates matching every given filter, ordered by log index (cursor: afterLogIndex), at most q.limit. */
+  searchCertificates(q: CertificateSearch): Promise<CertificateSummary[]>;
+  /** Log entries matching every given filter, ordered by index (cursor: afterIndex), at most q.limit. */
+  searchLogEvents(q: LogEventSearch): Promise<LogEntryRecord[]>;
   /** Certificates (valid, unexpired) matching a selector, for operator actions. */
   selectCertificates(selector: CertificateSelector, now: number, limit: number): Promise<CertificateRecord[]>;
   /** Moves the renewal window of the given certificates into the past; returns how many changed. */

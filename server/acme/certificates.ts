@@ -47,7 +47,7 @@ export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void 
     }
     if (cert.status === 'revoked') throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
     const by: RevokedBy = v.account ? { kind: 'account', id: v.account.id } : { kind: 'certificate-key' };
-    const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now(), certificateRevokedEntry({ serial: cert.serial, der: cert.der, reason, by }, ctx.now()));
+    const done = await ctx.store.revokeCertificate(cert.id, reason, ctx.now(), certificateRevokedEntry({ serial: cert.serial, der: cert.der, accountId: cert.accountId, reason, by }, ctx.now()));
     if (!done) throw problem('alreadyRevoked', `certificate ${serial} was already revoked`);
     ctx.logAppended();
     ctx.revoked();

@@ -33,7 +33,7 @@ export async function revokeSelection(store: Storage, sel: CertificateSelector, 
   const certs: CertificateRecord[] = await store.selectCertificates(sel, now, MAX_SELECTION);
   const serials: string[] = [];
   for (const c of certs) {
-    const entry = certificateRevokedEntry({ serial: c.serial, der: c.der, reason, by: { kind: 'operator', id: actor } }, now);
+    const entry = certificateRevokedEntry({ serial: c.serial, der: c.der, accountId: c.accountId, reason, by: { kind: 'operator', id: actor } }, now);
     if (await store.revokeCertificate(c.id, reason, now, entry)) serials.push(c.serial);
   }
   return { revoked: serials.length, serials };

@@ -56,7 +56,6 @@ class AdminError extends Error {
   constructor(readonly status: number, readonly kind: string, message: string) { super(message); }
 }
 
-const problemSchema = { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } }, required: ['type', 'status', 'detail'] } as const;
 const eabKeySchema = {
   type: 'object',
   properties: {
@@ -125,7 +124,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   app.post('/admin/v1/eab-keys', {
     schema: {
       body: { type: 'object', properties: { scope: { type: 'string', minLength: 1 }, description: { type: 'string' }, ttl: { type: 'string' } }, required: ['scope'], additionalProperties: false },
-      response: { 201: createdEabSchema, 400: problemSchema },
+      response: { 201: createdEabSchema },
     },
   }, async (req, reply) => {
     const body = req.body as { scope: string; description?: string; ttl?: string };
@@ -142,7 +141,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   }, async () => ({ keys: (await deps.store.listEabKeys()).map((k) => eabKeyView(k, deps.now())) }));
 
   app.delete('/admin/v1/eab-keys/:keyId', {
-    schema: { response: { 200: eabKeySchema, 404: problemSchema, 409: problemSchema } },
+    schema: { response: { 200: eabKeySchema } },
   }, async (req) => {
     const { keyId } = req.params as { keyId: string };
     const key = await deps.store.getEabKey(keyId);
@@ -161,7 +160,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
         },
         required: ['identifiers'], additionalProperties: false,
       },
-      response: { 200: decisionSchema, 400: problemSchema },
+      response: { 200: decisionSchema },
     },
   }, async (req) => {
     const body = req.body as { identifiers: unknown[]; uris?: string[]; profile?: string; scope?: string; accountId?: string };
@@ -184,7 +183,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   app.post('/admin/v1/certificates/renew-now', {
     schema: {
       body: { type: 'object', properties: { selector: selectorSchema, reason: { type: 'string' } }, required: ['selector'], additionalProperties: false },
-      response: { 200: { type: 'object', properties: { selected: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } }, logIndex: { type: 'integer' } }, required: ['selected', 'serials', 'logIndex'] }, 400: problemSchema },
+      response: { 200: { type: 'object', properties: { selected: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } }, logIndex: { type: 'integer' } }, required: ['selected', 'serials', 'logIndex'] } },
     },
   }, async (req) => {
     const body = req.body as { selector: SelectorBody; reason?: string };
@@ -196,7 +195,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   app.post('/admin/v1/certificates/revoke', {
     schema: {
       body: { type: 'object', properties: { selector: selectorSchema, reason: { type: 'integer', enum: [0, 1, 2, 3, 4, 5, 6, 8, 9, 10] } }, required: ['selector'], additionalProperties: false },
-      response: { 200: { type: 'object', properties: { revoked: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } } }, required: ['revoked', 'serials'] }, 400: problemSchema },
+      response: { 200: { type: 'object', properties: { revoked: { type: 'integer' }, serials: { type: 'array', items: { type: 'string' } } }, required: ['revoked', 'serials'] } },
     },
   }, async (req) => {
     const body = req.body as { selector: SelectorBody; reason?: number };
@@ -206,7 +205,7 @@ export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   });
 
   app.post('/admin/v1/intermediates/rotate', {
-    schema: { response: { 200: { type: 'object', properties: { active: { type: 'string' }, previous: { type: 'string' } }, required: ['active', 'previous'] }, 409: problemSchema } },
+    schema: { response: { 200: { type: 'object', properties: { active: { type: 'string' }, previous: { type: 'string' } }, required: ['active', 'previous'] } } },
   }, async () => {
     const previous = deps.activeIssuerId();
     try {

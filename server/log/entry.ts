@@ -62,11 +62,11 @@ export function certificateIssuedEntry(f: IssuedFacts, at: number): LogAppend {
 
 export type RevokedBy = { kind: 'account'; id: string } | { kind: 'certificate-key' } | { kind: 'operator'; id: string };
 
-export function certificateRevokedEntry(f: { serial: string; der: Uint8Array; reason: number; by: RevokedBy }, at: number): LogAppend {
+export function certificateRevokedEntry(f: { serial: string; der: Uint8Array; accountId: string; reason: number; by: RevokedBy }, at: number): LogAppend {
   const certSha256 = sha256hex(f.der);
   return entry('certificate.revoked', at, {
-    serial: f.serial, certificate: { sha256: certSha256 }, reason: f.reason, by: f.by as unknown as CanonicalValue,
-  }, [`serial:${f.serial}`, `cert:${certSha256}`]);
+    serial: f.serial, certificate: { sha256: certSha256 }, account: f.accountId, reason: f.reason, by: f.by as unknown as CanonicalValue,
+  }, [`serial:${f.serial}`, `cert:${certSha256}`, `account:${f.accountId}`]);
 }
 
 export type CaKeyEvent = 'ca.intermediate.created' | 'ca.intermediate.imported' | 'ca.intermediate.rotated';

@@ -1,11 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  searchCertificates, searchLogEvents, type CertificateSearch, type CertificateSearchStatus, type CertificateSummary, type LogEventSearch,
-} from '../../storage/sqlite/certificate-queries.js';
-import { SqliteStorage } from '../../storage/sqlite/sqlite-storage.js';
-import type { LogCheckpointRecord, LogEntryRecord, Storage } from '../../storage/types.js';
+import type { CertificateSearch, CertificateSearchStatus, CertificateSummary, LogCheckpointRecord, LogEntryRecord, Storage } from '../../storage/types.js';
 import { normalizeSerialHex } from '../ca/certificate-builder.js';
 import { toPem } from '../ca/pem.js';
 import { parseCheckpoint } from './checkpoint.js';
@@ -280,29 +276,6 @@ function summaryJson(c: CertificateSummary, now: number): Record<string, unknown
 }
 
 // ---------------------------------------------------------------------------------------------
-// Query backend
-
-interface LogQueries {
-  searchCertificates(q: CertificateSearch): Promise<CertificateSummary[]>;
-  searchLogEvents(q: LogEventSearch): Promise<LogEntryRecord[]>;
-}
-
-/**
- * Transitional: these belong on the Storage interface (the lead adds them, see the report); until
- * a backend has them, the SQLite implementation is called directly on its database handle.
- */
-function logQueries(store: Storage): LogQueries {
-  const s = store as Storage & Partial<LogQueries>;
-  if (typeof s.searchCertificates === 'function' && typeof s.searchLogEvents === 'function') return s as Storage & LogQueries;
-  if (store instanceof SqliteStorage) {
-    return {
-      searchCertificates: async (q) => searchCertificates(store.db, q),
-      searchLogEvents: async (q) => searchLogEvents(store.db, q),
-    };
-  }
-  throw new Error('this storage backend does not implement the log query methods');
-}
-
 // ---------------------------------------------------------------------------------------------
 // Routes
 
@@ -314,7 +287,7 @@ export async function logRoutes(app: FastifyInstance, deps: LogRouteDeps): Promi
 function registerLogRoutes(app: FastifyInstance, deps: LogRouteDeps): void {
   const { store, publisher } = deps;
   const now = deps.now ?? Date.now;
-  const queries = logQueries(store);
+  const queries = store;
   // Authenticated responses must not sit in shared caches.
   const cacheScope = deps.readToken === null ? 'public' : 'private';
 

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { CertificateStatus, Identifier, LogEntryRecord } from '../types.js';
+import type { CertificateSearch, CertificateStatus, CertificateSummary, Identifier, LogEntryRecord, LogEventSearch } from '../types.js';
 
 // Read-only queries behind the issuance log API (server/log/routes.ts) that the generic Storage
 // methods cannot answer without scanning: certificate search and audit-event search.
@@ -10,61 +10,6 @@ import type { CertificateStatus, Identifier, LogEntryRecord } from '../types.js'
 // the log proves. The indexes proposed for the next migration make every filter an index lookup;
 // without them the queries are still correct, only slower on large stores.
 //
-// The types below are meant to live in storage/types.ts next to the Storage methods that return
-// them (searchCertificates / searchLogEvents); they are declared here until that move happens.
-
-export type CertificateSearchStatus = 'valid' | 'expired' | 'revoked';
-
-export interface CertificateSearch {
-  serial?: string;
-  /** Exact identifier value (DNS name or IP, as normalised by the ACME layer). */
-  identifier?: string;
-  /** `example.com` matches example.com and every name under it; `.example.com` only names under it. */
-  identifierSuffix?: string;
-  accountId?: string;
-  scope?: string;
-  profile?: string;
-  /** valid = not revoked and not yet expired at `now`; expired = not revoked and notAfter <= now. */
-  status?: CertificateSearchStatus;
-  /** Time bounds in ms since the epoch: *After is inclusive, *Before exclusive. */
-  issuedAfter?: number;
-  issuedBefore?: number;
-  expiresAfter?: number;
-  expiresBefore?: number;
-  /** Pagination cursor: only certificates whose log index is greater than this. */
-  afterLogIndex?: number;
-  limit: number;
-  now: number;
-}
-
-export interface CertificateSummary {
-  serial: string;
-  accountId: string;
-  identifiers: Identifier[];
-  scope: string | null;
-  profile: string | null;
-  /** Stored status; `expired` is derived from notAfter by the caller's clock. */
-  status: CertificateStatus;
-  notBefore: number;
-  notAfter: number;
-  issuedAt: number;
-  revokedAt: number | null;
-  revocationReason: number | null;
-  logIndex: number;
-}
-
-export interface LogEventSearch {
-  /** created_at bounds in ms: since inclusive, until exclusive. */
-  since?: number;
-  until?: number;
-  /** Entries with lookup key `account:<id>`, plus every entry about a certificate of that account. */
-  accountId?: string;
-  /** Exact event types, or prefixes written `certificate.*`; any of them matches. */
-  types?: string[];
-  /** Pagination cursor: only entries with a greater index. */
-  afterIndex?: number;
-  limit: number;
-}
 
 type Row = Record<string, unknown>;
 

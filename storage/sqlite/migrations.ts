@@ -127,7 +127,7 @@ CREATE TRIGGER log_entry_no_update BEFORE UPDATE ON log_entry BEGIN SELECT RAISE
 CREATE TRIGGER log_entry_no_delete BEFORE DELETE ON log_entry BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
 CREATE TRIGGER log_entry_next_only BEFORE INSERT ON log_entry
   WHEN NEW.idx <> (SELECT size FROM log_tree_state WHERE id = 0)
-  BEGIN SELECT RAISE(ABORT, 'issuance log index must be the current tree size'); END;
+  BEGIN SELECT RAISE(ABORT, 'issuance log is append-only: a new entry must take the index equal to the current tree size'); END;
 CREATE TRIGGER log_node_no_update BEFORE UPDATE ON log_node BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
 CREATE TRIGGER log_node_no_delete BEFORE DELETE ON log_node BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
 CREATE TRIGGER log_lookup_no_update BEFORE UPDATE ON log_lookup BEGIN SELECT RAISE(ABORT, 'issuance log is append-only'); END;
@@ -202,6 +202,12 @@ ALTER TABLE certificates ADD COLUMN renew_now_reason TEXT;
 ALTER TABLE orders ADD COLUMN replaces TEXT;
 CREATE INDEX certificates_issuer ON certificates (issuer_id, status, not_after);
 CREATE INDEX certificates_renew_now ON certificates (renew_now_at) WHERE renew_now_at IS NOT NULL;
+-- Log queries: every filter of the certificate and event search is an index lookup.
+CREATE UNIQUE INDEX certificates_log_index ON certificates (log_index);
+CREATE INDEX certificates_account_log ON certificates (account_id, log_index);
+CREATE INDEX certificates_created ON certificates (created_at);
+CREATE INDEX log_entry_created ON log_entry (created_at);
+CREATE INDEX log_entry_type ON log_entry (event_type, idx);
 
 CREATE TABLE crls (
   issuer_id TEXT NOT NULL,

@@ -1,10 +1,11 @@
 import Database from 'better-sqlite3';
 import type {
   AccountRecord, AccountStatus, ApiTokenRecord, AuthzRecord, AuthzStatus, CertificateRecord, ChallengeRecord,
-  CertificateSelector, ChallengeStatus, EabKeyRecord, NewCertificate, Identifier, LogAppend, RateLimitDecision, RateLimitState, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
+  CertificateSearch, CertificateSelector, CertificateSummary, ChallengeStatus, LogEventSearch, EabKeyRecord, NewCertificate, Identifier, LogAppend, RateLimitDecision, RateLimitState, LogCheckpointRecord, LogEntryRecord, LogTreeState, NewOrderInput,
   OrderRecord, OrderStatus, Page, ProblemRecord, Storage, TokenScope,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
+import { searchCertificates, searchLogEvents } from './certificate-queries.js';
 // Pure tree math, shared with verifiers; the backend only decides where the nodes live.
 import { leafHash, nodesToStoreOnAppend, rootAt } from '../../server/log/merkle.js';
 
@@ -382,6 +383,8 @@ export class SqliteStorage implements Storage {
     return Number((this.stmt('SELECT count(*) AS n FROM certificates').get() as Row).n);
   }
 
+  async searchCertificates(q: CertificateSearch): Promise<CertificateSummary[]> { return searchCertificates(this.db, q); }
+  async searchLogEvents(q: LogEventSearch): Promise<LogEntryRecord[]> { return searchLogEvents(this.db, q); }
   async selectCertificates(sel: CertificateSelector, now: number, limit: number): Promise<CertificateRecord[]> {
     const where = ["status = 'valid'", 'not_after > ?'];
     const params: unknown[] = [now];
