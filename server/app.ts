@@ -6,9 +6,11 @@ import { logRoutes, type LogRouteDeps } from './log/routes.js';
 import { caCertRoutes, opsRoutes, type CaCertDeps, type OpsDeps } from './ops/routes.js';
 import type { Metrics } from './ops/metrics.js';
 import { adminRoutes, type AdminDeps } from './admin/routes.js';
+import { registerMeshAdminRoutes, registerMeshRoutes, type MeshDeps } from './mesh/plugin.js';
 
 export interface AppOptions {
-  tls: { certPem: string; keyPem: string } | null;
+  /** clientCa: ask clients for an optional certificate and verify it against these PEMs (mesh.clientCertAuth). */
+  tls: { certPem: string; keyPem: string; clientCa?: string[] } | null;
   log: Logger;
   acme: AcmeContext;
   ops: OpsDeps;
@@ -18,6 +20,8 @@ export interface AppOptions {
   /** The issuance log read API under /log/ (`log` is taken by the logger). */
   logApi?: LogRouteDeps;
   admin?: AdminDeps;
+  /** Mesh signing fronts (native + Vault API) and their credential admin routes. */
+  mesh?: MeshDeps;
   /** Filled with every registered route, so tests can compare them with openapi.yaml. */
   routes?: RouteInfo[];
 }
@@ -35,6 +39,7 @@ function countRequests(app: FastifyInstance, metrics: Metrics): void {
 async function registerOps(app: FastifyInstance, o: AppOptions): Promise<void> {
   await app.register(async (scope) => opsRoutes(scope, o.ops));
   if (o.admin) await app.register(async (scope) => adminRoutes(scope, o.admin!));
+  if (o.mesh) await registerMeshAdminRoutes(app, o.mesh);
 }
 
 /** The ops listener's app (health, readiness, metrics, admin), on its own address. */
@@ -63,7 +68,7 @@ export async function buildCrlApp(o: AppOptions): Promise<FastifyInstance> {
 export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: o.log,
-    ...(o.tls ? { https: { cert: o.tls.certPem, key: o.tls.keyPem } } : {}),
+    ...(o.tls ? { https: { cert: o.tls.certPem, key: o.tls.keyPem, ...(o.tls.clientCa ? { requestCert: true, rejectUnauthorized: false, ca: o.tls.clientCa } : {}) } } : {}),
     exposeHeadRoutes: false,
     bodyLimit: o.acme.config.acme.maxBodyBytes,
     keepAliveTimeout: 65_000,
@@ -78,5 +83,6 @@ export async function buildApp(o: AppOptions): Promise<FastifyInstance> {
   await app.register(async (scope) => caCertRoutes(scope, o.caCerts));
   if (!o.separateOps) await registerOps(app, o);
   if (o.logApi) await app.register(async (scope) => logRoutes(scope, o.logApi!));
+  if (o.mesh) await registerMeshRoutes(app, o.mesh);
   return app;
 }

@@ -31,6 +31,9 @@ import { SecretBox } from './admin/key-encryption.js';
 import { Metrics, type CaCertificateInfo } from './ops/metrics.js';
 import { PolicyStore, type ReloadResult } from './policy/policy-store.js';
 import { lookup } from './policy/types.js';
+import { SqliteMeshStore } from '../storage/sqlite/mesh-store.js';
+import { MeshSigner } from './mesh/signer.js';
+import type { MeshDeps } from './mesh/plugin.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -154,11 +157,19 @@ export async function startServer(config: Config, log: Logger, now: () => number
     else log.error({ error: r.error }, 'policy reload refused');
     return r;
   };
+  const meshStore = new SqliteMeshStore(store.db);
+  const mesh: MeshDeps = {
+    signer: new MeshSigner({ store, mesh: meshStore, issuer: () => ca.issuer, rootPem: ca.rootPem, policy: () => policy.current(), now, backdateMs: config.certificates.backdateMs, logAppended: () => publisher.notify() }),
+    meshStore, store, policy: () => policy.current(), issuer: () => ca.issuer, rootPem: ca.rootPem, now,
+    vaultPrefix: config.mesh.vaultPrefix, clientCertAuth: config.mesh.clientCertAuth,
+  };
+  // Client certificates (mesh credentials) are verified against this CA only.
+  const clientCa = config.mesh.clientCertAuth ? [ca.rootPem, ca.issuer.chainPem] : undefined;
   const routes: RouteInfo[] = [];
   // Every issuer has a CRL before the first request: relying parties never find none.
   await crls.refresh(false);
   const appOptions: AppOptions = {
-    routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem }, log, acme: ctx,
+    routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCa }, log, acme: ctx,
     ops: { metrics: metrics.registry, readiness: () => readiness({ store, now, issuerKey: () => ca.issuer.key, lastCheckpointAt: () => publisher.lastPublishedAt, maxCheckpointAgeMs: 2 * config.log.checkpointIntervalMs + config.log.checkpointDelayMs + 30_000 }) },
     caCerts: { rootPem: ca.rootPem, chainPem: () => issuers.active().chainPem, crl: (id) => crls.current(id) },
     separateOps: config.opsListen !== null,
@@ -174,6 +185,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
       changed: (what) => { publisher.notify(); if (what.revoked) crls.notify(); },
     },
     logApi: { store, logKey, publisher, readToken: config.log.readToken, now },
+    mesh,
   };
   const app = await buildApp(appOptions);
   await app.listen({ host: listenHost(config), port: Number(config.listen.port || 443) });
@@ -192,7 +204,8 @@ export async function startServer(config: Config, log: Logger, now: () => number
     const next = await ensureServerCertificate(config.dataDir, issuers.active(), serverCertificateNames(config));
     if (next.certPem === tls.certPem) return false;
     tls = next;
-    (app.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem });
+    // setSecureContext replaces the whole context, so the client-certificate trust goes along.
+    (app.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem, ...(clientCa ? { ca: clientCa } : {}) });
     if (opsApp && config.opsListen?.protocol === 'https:') (opsApp.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem });
     log.info({ names: next.names }, 'server TLS certificate renewed');
     return true;
