@@ -7,6 +7,7 @@ import { createIntermediateCsr, importSignedIntermediate } from '../../server/ca
 import { ConfigError, loadConfig } from '../../server/config.js';
 import { runLogCommand } from './log-commands.js';
 import { ADMIN_HELP, runAdminCommand, UsageError } from './admin-commands.js';
+import { MESH_HELP, runMeshCommand } from './mesh-commands.js';
 import { CA_HELP, runCaCommand } from './ca-commands.js';
 
 const HELP = `acme-ca — an internal certificate authority that speaks ACME
@@ -24,7 +25,7 @@ Usage:
   acme-ca log export --url URL [--from N] [--to N] [--out FILE] [--ca ROOT.pem] [--token T]
                                          write log entries as JSON lines for an auditor
                                          (acme-ca log help: details and exit codes)
-${CA_HELP}${ADMIN_HELP}  acme-ca help                           this text
+${CA_HELP}${ADMIN_HELP}${MESH_HELP}  acme-ca help                           this text
 
 The data folder is ACME_CA_DATA_DIR (default ./data) or dataDir in the ACME_CA_CONFIG file.
 Exit codes: 0 success, 1 operation failed, 2 bad usage or configuration.
@@ -44,6 +45,10 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === 'init' || cmd === 'cert' || cmd === 'renew-now' || (cmd === 'intermediate' && sub === 'rotate')) {
     if (rest.includes('--help') || sub === '--help') { process.stdout.write(HELP); return; }
     return runCaCommand(cmd, sub, rest, loadConfig());
+  }
+  if (cmd === 'mesh') {
+    if (rest.includes('--help') || !sub) { process.stdout.write(HELP); return; }
+    return runMeshCommand(sub, rest, () => loadConfig());
   }
   if (cmd === 'eab' || cmd === 'token' || cmd === 'policy') {
     if (rest.includes('--help')) { process.stdout.write(HELP); return; }

@@ -9,7 +9,7 @@ import { parseDuration } from '../config.js';
 import type { MeshDeps } from './context.js';
 import { checkName, checkScopeDefined, createAppRole, createMeshToken, createSecretId, CredentialError, tokenView } from './credentials.js';
 
-const problemSchema = { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } }, required: ['type', 'status', 'detail'] } as const;
+// Errors are problem documents (application/problem+json) sent as text: only successes have schemas.
 const tokenSchema = {
   type: 'object',
   properties: {
@@ -83,7 +83,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
   app.post('/admin/v1/mesh/tokens', {
     schema: {
       body: { type: 'object', properties: { name: { type: 'string', minLength: 1 }, scope: { type: 'string', minLength: 1 }, ttl: { type: 'string' } }, required: ['name', 'scope'], additionalProperties: false },
-      response: { 201: createdTokenSchema, 400: problemSchema },
+      response: { 201: createdTokenSchema },
     },
   }, async (req, reply) => {
     const body = req.body as { name: string; scope: string; ttl?: string };
@@ -97,7 +97,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
     schema: { response: { 200: { type: 'object', properties: { tokens: { type: 'array', items: tokenSchema } }, required: ['tokens'] } } },
   }, async () => ({ tokens: (await deps.meshStore.listTokens(deps.now())).map(tokenView) }));
 
-  app.delete('/admin/v1/mesh/tokens/:id', { schema: { response: { 200: tokenSchema, 404: problemSchema } } }, async (req) => {
+  app.delete('/admin/v1/mesh/tokens/:id', { schema: { response: { 200: tokenSchema } } }, async (req) => {
     const { id } = req.params as { id: string };
     if (!(await deps.meshStore.revokeToken(id, deps.now()))) throw new AdminMeshError(404, 'notFound', `no active mesh token ${id}`);
     return tokenView((await deps.meshStore.getToken(id))!);
@@ -106,7 +106,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
   app.post('/admin/v1/mesh/approles', {
     schema: {
       body: { type: 'object', properties: { name: { type: 'string', minLength: 1 }, scope: { type: 'string', minLength: 1 }, tokenTtl: { type: 'string' } }, required: ['name', 'scope'], additionalProperties: false },
-      response: { 201: appRoleSchema, 400: problemSchema },
+      response: { 201: appRoleSchema },
     },
   }, async (req, reply) => {
     const body = req.body as { name: string; scope: string; tokenTtl?: string };
@@ -123,7 +123,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
     schema: { response: { 200: { type: 'object', properties: { approles: { type: 'array', items: appRoleSchema } }, required: ['approles'] } } },
   }, async () => ({ approles: (await deps.meshStore.listAppRoles()).map(appRoleView) }));
 
-  app.delete('/admin/v1/mesh/approles/:name', { schema: { response: { 200: appRoleSchema, 404: problemSchema } } }, async (req) => {
+  app.delete('/admin/v1/mesh/approles/:name', { schema: { response: { 200: appRoleSchema } } }, async (req) => {
     const { name } = req.params as { name: string };
     if (!(await deps.meshStore.revokeAppRole(name, deps.now()))) throw new AdminMeshError(404, 'notFound', `no active AppRole ${name}`);
     return appRoleView((await deps.meshStore.getAppRole(name))!);
@@ -132,7 +132,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
   app.post('/admin/v1/mesh/approles/:name/secret-ids', {
     schema: {
       body: { type: ['object', 'null'], properties: { ttl: { type: 'string' } }, additionalProperties: false },
-      response: { 201: secretIdSchema, 400: problemSchema, 404: problemSchema },
+      response: { 201: secretIdSchema },
     },
   }, async (req, reply) => {
     const { name } = req.params as { name: string };
@@ -144,7 +144,7 @@ export function meshAdminRoutes(app: FastifyInstance, deps: MeshDeps): void {
     return created;
   });
 
-  app.delete('/admin/v1/mesh/approles/:name/secret-ids/:accessor', { schema: { response: { 200: { type: 'object', properties: { revoked: { type: 'boolean' } }, required: ['revoked'] }, 404: problemSchema } } }, async (req) => {
+  app.delete('/admin/v1/mesh/approles/:name/secret-ids/:accessor', { schema: { response: { 200: { type: 'object', properties: { revoked: { type: 'boolean' } }, required: ['revoked'] } } } }, async (req) => {
     const { name, accessor } = req.params as { name: string; accessor: string };
     if (!(await deps.meshStore.revokeSecretId(name, accessor, deps.now()))) throw new AdminMeshError(404, 'notFound', `no active secret ID ${accessor} of AppRole ${name}`);
     return { revoked: true };

@@ -9,8 +9,7 @@ import { checkMeshToken, matchCertRole, peerNames, tokenPrincipal } from './cred
 import { verifiedPeerDer, type MeshDeps } from './context.js';
 import { MESH_PROFILES, MeshError, type MeshPrincipal, type MeshProfile } from './signer.js';
 
-const problemSchema = { type: 'object', properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, detail: { type: 'string' } }, required: ['type', 'status', 'detail'] } as const;
-
+// Errors are problem documents (application/problem+json), sent as text, so no response schema here.
 const intermediateBody = {
   type: 'object',
   properties: {
@@ -64,7 +63,7 @@ export function nativeMeshRoutes(app: FastifyInstance, deps: MeshDeps): void {
   });
 
   app.post('/api/v1/mesh/intermediates', {
-    schema: { body: intermediateBody, response: { 200: intermediateResponse, 400: problemSchema, 401: problemSchema, 403: problemSchema } },
+    schema: { body: intermediateBody, response: { 200: intermediateResponse } },
   }, async (req, reply) => {
     const who = await principal(req.headers.authorization, verifiedPeerDer(req));
     const body = req.body as { csr: string; trustDomain: string; ttlSeconds?: number; profile?: MeshProfile; maxPathLength?: number; nameConstraints?: { uriDomains?: string[]; dns?: string[] } | null };
