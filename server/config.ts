@@ -242,6 +242,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     intermediateKey: sn('ca.intermediateKey') ? resolve(cwd, s('ca.intermediateKey')) : null,
     rootCert: sn('ca.rootCert') ? resolve(cwd, s('ca.rootCert')) : null,
   };
+  const crlListen = sn('crl.listen');
+  if (crlListen && !sn('crl.baseUrl') && ['0.0.0.0', '[::]'].includes(new URL(crlListen).hostname)) {
+    throw new ConfigError(`invalid configuration: crl.listen ${crlListen} listens on every address; set crl.baseUrl to the URL clients use, as it is written into certificates`);
+  }
   if ((ca.intermediateCert === null) !== (ca.intermediateKey === null)) {
     throw new ConfigError('invalid configuration: ca.intermediateCert and ca.intermediateKey must be set together');
   }

@@ -170,7 +170,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
   await crls.refresh(false);
   const appOptions: AppOptions = {
     routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCa }, log, acme: ctx,
-    ops: { metrics: metrics.registry, readiness: () => readiness({ store, now, issuerKey: () => ca.issuer.key, lastCheckpointAt: () => publisher.lastPublishedAt, maxCheckpointAgeMs: 2 * config.log.checkpointIntervalMs + config.log.checkpointDelayMs + 30_000 }) },
+    ops: { metrics: metrics.registry, readiness: () => readiness({ store, now, issuerKey: () => issuers.active().key, lastCheckpointAt: () => publisher.lastPublishedAt, maxCheckpointAgeMs: 2 * config.log.checkpointIntervalMs + config.log.checkpointDelayMs + 30_000 }) },
     caCerts: { rootPem: ca.rootPem, chainPem: () => issuers.active().chainPem, crl: (id) => crls.current(id) },
     separateOps: config.opsListen !== null,
     admin: {

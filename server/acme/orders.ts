@@ -51,7 +51,7 @@ async function checkReplaces(ctx: AcmeContext, raw: unknown, accountId: string, 
   if (!identifiers.some((i) => old.has(`${i.type}:${i.value}`))) throw problem('malformed', 'the new order shares no identifier with the certificate it replaces');
   if (cert.replacedByOrder !== null) {
     const other = await ctx.store.getOrder(cert.replacedByOrder);
-    if (other && other.status !== 'invalid') throw problem('alreadyReplaced', `certificate ${cert.serial} was already replaced by order ${ctx.urls.order(other.id)}`);
+    if (other && effectiveOrderStatus(other, ctx.now()) !== 'invalid') throw problem('alreadyReplaced', `certificate ${cert.serial} was already replaced by order ${ctx.urls.order(other.id)}`);
   }
   return cert;
 }

@@ -41,7 +41,9 @@ export function renewalInfoRoutes(app: FastifyInstance, ctx: AcmeContext): void 
   app.get('/acme/renewal-info/:certId', async (req, reply) => {
     const { certId } = req.params as { certId: string };
     const cert = await certificateForCertId(ctx, certId);
-    const w = cert.renewNowAt !== null ? renewNowWindow(cert.renewNowAt) : suggestedWindow(cert);
+    // A revoked certificate must be replaced at once, like one an operator selected (as Boulder does).
+    const urgentSince = cert.status === 'revoked' ? cert.revokedAt : cert.renewNowAt;
+    const w = urgentSince !== null ? renewNowWindow(urgentSince) : suggestedWindow(cert);
     reply.header('Retry-After', String(ariRetryAfterSeconds(cert)));
     return {
       suggestedWindow: { start: new Date(w.start).toISOString(), end: new Date(w.end).toISOString() },

@@ -3,7 +3,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync
 import { join } from 'node:path';
 import * as asn1js from 'asn1js';
 import type * as pkijs from 'pkijs';
-import { buildCertificate, parseCertificate, randomSerial, subjectKeyId } from './certificate-builder.js';
+import { buildCertificate, keyIdentifier, parseCertificate, randomSerial, subjectKeyId } from './certificate-builder.js';
 import { pemCertificates, toPem } from './pem.js';
 import { generateP256Pkcs8Pem, signingKeyFromPem, type SigningKey } from './signing-key.js';
 
@@ -135,7 +135,8 @@ async function newIntermediateFromRoot(dataDir: string, organization: string, no
   const keyPem = generateP256Pkcs8Pem();
   const key = await signingKeyFromPem(keyPem);
   const der = await buildCertificate({
-    serial: randomSerial(), subject: { organization, commonName: `${organization} Intermediate CA ${now.toISOString().slice(0, 10)}` },
+    // Distinct subjects per rotation: path building must never confuse two intermediates.
+    serial: randomSerial(), subject: { organization, commonName: `${organization} Intermediate CA ${now.toISOString().slice(0, 19).replace('T', ' ')} ${Buffer.from(keyIdentifier(key.spkiDer)).toString('hex').slice(0, 8)}` },
     issuerName: rootCert.subject, issuerSpkiDer: rootKey.spkiDer, issuerKeyId: subjectKeyId(rootCert), subjectSpkiDer: key.spkiDer,
     notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + INTERMEDIATE_VALIDITY_MS),
     ca: true, pathLength: INTERMEDIATE_PATH_LEN, keyUsage: ['digitalSignature', 'keyCertSign', 'cRLSign'],

@@ -128,10 +128,12 @@ export function bytesToIp(b: Uint8Array): string {
 }
 
 function names(subject: SubjectName): pkijs.RelativeDistinguishedNames {
-  const rdn = new pkijs.RelativeDistinguishedNames();
-  if (subject.organization) rdn.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.organization, value: new asn1js.Utf8String({ value: subject.organization }) }));
-  if (subject.commonName) rdn.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: subject.commonName }) }));
-  return rdn;
+  const atvs: pkijs.AttributeTypeAndValue[] = [];
+  if (subject.organization) atvs.push(new pkijs.AttributeTypeAndValue({ type: OID.organization, value: new asn1js.Utf8String({ value: subject.organization }) }));
+  if (subject.commonName) atvs.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: subject.commonName }) }));
+  // One attribute per RDN (O=…, CN=…): pkijs would otherwise put them all in one multi-valued RDN.
+  const der = new asn1js.Sequence({ value: atvs.map((a) => new asn1js.Set({ value: [a.toSchema()] })) }).toBER(false);
+  return pkijs.RelativeDistinguishedNames.fromBER(der);
 }
 
 function keyUsageBits(usages: KeyUsageName[]): asn1js.BitString {

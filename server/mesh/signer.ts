@@ -127,6 +127,15 @@ export function pathLenOf(cert: pkijs.Certificate): number | null {
   return typeof bc.pathLenConstraint === 'number' ? bc.pathLenConstraint : bc.pathLenConstraint.valueBlock.valueDec;
 }
 
+/**
+ * A Name with one attribute per RDN (C=…, O=…, CN=…), re-read from DER so pkijs keeps the exact
+ * encoding: pkijs itself would put every attribute into one multi-valued RDN ("O=x + CN=y").
+ */
+function singleValuedName(tvs: pkijs.AttributeTypeAndValue[]): pkijs.RelativeDistinguishedNames {
+  const seq = new asn1js.Sequence({ value: tvs.map((tv) => new asn1js.Set({ value: [tv.toSchema()] })) });
+  return pkijs.RelativeDistinguishedNames.fromBER(seq.toBER(false));
+}
+
 /** Subject RDN: the CSR's attributes, with those the request names replaced. */
 function buildSubject(csrSubject: pkijs.RelativeDistinguishedNames, o: SubjectOverrides): pkijs.RelativeDistinguishedNames {
   const given: Array<[string, string[] | undefined]> = [
@@ -136,7 +145,7 @@ function buildSubject(csrSubject: pkijs.RelativeDistinguishedNames, o: SubjectOv
   const overridden = new Set(given.filter(([, v]) => v !== undefined && v.length > 0).map(([t]) => t));
   // Nothing asked: keep the CSR's Name byte for byte (pkijs re-emits the original encoding).
   if (overridden.size === 0) return csrSubject;
-  const out = new pkijs.RelativeDistinguishedNames();
+  const out: pkijs.AttributeTypeAndValue[] = [];
   const keep = csrSubject.typesAndValues.filter((tv) => !overridden.has(tv.type));
   const order = ['2.5.4.6', '2.5.4.8', '2.5.4.7', '2.5.4.10', '2.5.4.11'];
   for (const type of order) {
@@ -145,18 +154,17 @@ function buildSubject(csrSubject: pkijs.RelativeDistinguishedNames, o: SubjectOv
       for (const v of values) {
         if (type === '2.5.4.6' && !COUNTRY.test(v)) throw new MeshError(400, 'malformed', `country "${v}" is not a two-letter ISO 3166 code`);
         const value = type === '2.5.4.6' ? new asn1js.PrintableString({ value: v }) : new asn1js.Utf8String({ value: v });
-        out.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type, value }));
+        out.push(new pkijs.AttributeTypeAndValue({ type, value }));
       }
     } else {
-      for (const tv of keep.filter((x) => x.type === type)) out.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
+      for (const tv of keep.filter((x) => x.type === type)) out.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
     }
   }
   // Attributes we do not set (e.g. SPIRE's serialNumber, which keeps its CA subjects unique) stay.
-  for (const tv of keep.filter((x) => !order.includes(x.type) && x.type !== OID.commonName)) out.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
-  const cn = o.commonName ?? undefined;
-  if (cn) out.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: cn }) }));
-  else for (const tv of keep.filter((x) => x.type === OID.commonName)) out.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
-  return out;
+  for (const tv of keep.filter((x) => !order.includes(x.type) && x.type !== OID.commonName)) out.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
+  if (o.commonName) out.push(new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: o.commonName }) }));
+  else for (const tv of keep.filter((x) => x.type === OID.commonName)) out.push(new pkijs.AttributeTypeAndValue({ type: tv.type, value: tv.value }));
+  return singleValuedName(out);
 }
 
 function csrSubject(der: Uint8Array): pkijs.RelativeDistinguishedNames {

@@ -204,6 +204,9 @@ export function vaultRoutes(app: FastifyInstance, deps: MeshDeps): void {
     server_time_utc: Math.floor(deps.now() / 1000), version: VAULT_VERSION, cluster_name: 'acme-ca',
   }));
 
+  // hvac's read_health_status and Consul-style checks use HEAD: the status alone answers.
+  app.head('/sys/health', async (_req, reply) => reply.code(200).send());
+
   app.get('/auth/token/lookup-self', { schema: { response: { 200: lookupSelfSchema, ...errorResponses } } }, async (req) => {
     const check = await checkMeshToken(deps.meshStore, presentedToken(req), deps.now());
     if (!check.ok) throw new VaultError(403, `permission denied: ${check.reason}`);

@@ -246,8 +246,10 @@ export class SqliteStorage implements Storage {
     return this.db.transaction(() => {
       if (input.replacesCertificateId !== undefined) {
         // A certificate is replaced once: by the first order that claims it and does not fail.
+        // An earlier replacing order that failed or expired unfinished gives the claim up.
         const claimed = this.stmt(`UPDATE certificates SET replaced_by_order = ? WHERE id = ? AND (replaced_by_order IS NULL
-          OR replaced_by_order IN (SELECT id FROM orders WHERE status = 'invalid'))`).run(o.id, input.replacesCertificateId).changes === 1;
+          OR replaced_by_order IN (SELECT id FROM orders WHERE status = 'invalid' OR (status IN ('pending','ready') AND expires <= ?)))`)
+          .run(o.id, input.replacesCertificateId, o.createdAt).changes === 1;
         if (!claimed) return false;
       }
       this.stmt('INSERT INTO orders (id, account_id, status, identifiers, not_before, not_after, expires, created_at, profile, scope, replaces) VALUES (?,?,?,?,?,?,?,?,?,?,?)')
@@ -394,12 +396,19 @@ export class SqliteStorage implements Storage {
     if (sel.issuerId) { where.push('issuer_id = ?'); params.push(sel.issuerId); }
     if (sel.issuedBefore !== undefined) { where.push('created_at < ?'); params.push(sel.issuedBefore); }
     if (sel.identifierSuffix) {
-      // name_set is "dns:a.b,ip:1.2.3.4"; a suffix matches any DNS entry ending with it.
+      // name_set is "dns:a.b,ip:1.2.3.4". ".x" selects names under x; "x" selects x and names under
+      // it — the same rule as the certificate search, so what `cert list` shows is what acts.
       const suffix = sel.identifierSuffix.toLowerCase();
       const bare = suffix.replace(/^\./, '');
-      where.push("(',' || name_set || ',') LIKE ? ESCAPE '\\' OR (',' || name_set || ',') LIKE ? ESCAPE '\\'");
       const esc = (x: string): string => x.replace(/[\\%_]/g, (c) => `\\${c}`);
-      params.push(`%dns:%${esc(suffix.startsWith('.') ? suffix : `.${suffix}`)},%`, `%,dns:${esc(bare)},%`);
+      const under = "(',' || name_set || ',') LIKE ? ESCAPE '\\'";
+      if (suffix.startsWith('.')) {
+        where.push(under);
+        params.push(`%,dns:%${esc(`.${bare}`)},%`);
+      } else {
+        where.push(`${under} OR ${under}`);
+        params.push(`%,dns:%${esc(`.${bare}`)},%`, `%,dns:${esc(bare)},%`);
+      }
     }
     const sql = `SELECT * FROM certificates WHERE ${where.map((w) => `(${w})`).join(' AND ')} ORDER BY created_at LIMIT ?`;
     return (this.db.prepare(sql).all(...params, limit) as Row[]).map(toCertificate);
@@ -409,7 +418,7 @@ export class SqliteStorage implements Storage {
   }
   async countRenewNowPending(now: number): Promise<number> {
     return Number((this.stmt(`SELECT count(*) AS n FROM certificates c WHERE c.renew_now_at IS NOT NULL AND c.status = 'valid' AND c.not_after > ?
-      AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.name_set = c.name_set AND r.created_at > c.renew_now_at)`).get(now) as Row).n);
+      AND NOT EXISTS (SELECT 1 FROM certificates r WHERE r.name_set = c.name_set AND r.created_at > c.created_at)`).get(now) as Row).n);
   }
   async listRevokedForCrl(issuerId: string, now: number): Promise<Array<{ serial: string; revokedAt: number; reason: number }>> {
     return (this.stmt("SELECT serial, revoked_at, revocation_reason FROM certificates WHERE issuer_id = ? AND status = 'revoked' AND not_after > ? ORDER BY revoked_at")

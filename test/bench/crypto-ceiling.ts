@@ -41,19 +41,25 @@ export interface CryptoCeiling {
 
 const JWS_PER_ORDER = 7;
 
+/** Best of three rounds (a ceiling, so the least disturbed round counts), each at least `minMs / 3` and 30 ops. */
 async function measure(minMs: number, maxOps: number, op: () => unknown): Promise<OpRate> {
   // Warm up the JIT and any lazily built tables first.
   for (let i = 0; i < 20; i++) await op();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  let ops = 0;
-  while (ops < maxOps && (performance.now() - t0 < minMs || ops < 50)) {
-    await op();
-    ops++;
+  let best: OpRate | null = null;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    let ops = 0;
+    while (ops < maxOps && (performance.now() - t0 < minMs / 3 || ops < 30)) {
+      await op();
+      ops++;
+    }
+    const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    const r: OpRate = { perSec: round(ops / (wall / 1000), 0), cpuMsPerOp: round((cpu.user + cpu.system) / 1000 / ops, 4), ops };
+    if (best === null || r.perSec > best.perSec) best = r;
   }
-  const wall = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
-  return { perSec: round(ops / (wall / 1000), 0), cpuMsPerOp: round((cpu.user + cpu.system) / 1000 / ops, 4), ops };
+  return best!;
 }
 
 export async function cryptoCeiling(opts: { msPerOp: number }): Promise<CryptoCeiling> {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { buildCsr, generateCsrKey } from '../support/acme-test-client.js';
 import { REPO_ROOT } from '../support/ca-process.js';
 import { TestDnsServer } from '../support/dns-server.js';
@@ -53,7 +53,7 @@ function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     orders: null, accounts: quick ? 4 : 10, concurrency: [1, 8, 32], quick, pebble: true, logScale: true, certScale: true, cpuProf: false,
     defaultPollMs: 1000, logLevel: 'info', logEntries: quick ? 20_000 : 1_000_000, scaleCerts: quick ? [10_000, 50_000] : [10_000, 1_000_000],
-    scaleOrders: quick ? 8 : 160, scaleConcurrency: 8,
+    scaleOrders: quick ? 8 : 320, scaleConcurrency: quick ? 8 : 32,
   };
   const int = (v: string | undefined, flag: string, min: number): number => {
     const n = Number(v);
@@ -371,6 +371,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       for (const e of errorSamples.slice(0, 10)) out.push(`  ${e}`);
     }
     out.push('');
+    notes.push(`orders/s at these concurrencies is bounded by the poll cadence: an order sleeps about 2 × ${Math.max(1000, a.defaultPollMs)} ms between polls, so at most about C / ${(2 * Math.max(1000, a.defaultPollMs) / 1000).toFixed(0)} orders/s whatever the server's speed`);
+    for (const r of runs) if (!r.keepAlive.ok) notes.push(`${r.server} closed kept-alive connections (see keep-alive above): it pays extra TLS handshakes under the same client`);
     for (const n of notes) out.push(`note: ${n}`);
 
     const finishedAt = new Date();
@@ -429,4 +431,3 @@ if (entry === import.meta.url && process.env.NODE_TEST_CONTEXT === undefined) {
   });
 }
 
-export const BENCH_ENTRY = fileURLToPath(import.meta.url);
