@@ -427,9 +427,8 @@ test('renew-now identifierSuffix ".name" selects only names below it, not the na
   assert.ok(!r.serials.map(normSerial).includes(apex.serial), `".apex.${ZONE}" also selected the certificate for apex.${ZONE} itself (serials ${r.serials.join(', ')})`);
 });
 
-// Known server bug (reported): an abandoned replacing order keeps its stored status 'pending' after
-// it expires, and both checkReplaces (server/acme/orders.ts) and SqliteStorage.createOrder only
-// release the claim for orders whose stored status is 'invalid'.
+// An abandoned replacing order keeps its stored status 'pending' after it expires; it must not hold
+// the claim on the certificate it meant to replace.
 test('an expired, abandoned replacing order does not block "replaces" for good', async () => {
   const dir = await fsp.mkdtemp(path.join(tmp, 'clock-'));
   const configFile = path.join(dir, 'config.yaml');
@@ -461,9 +460,7 @@ test('an expired, abandoned replacing order does not block "replaces" for good',
   }
 });
 
-// Known server bug (reported): SqliteStorage.countRenewNowPending only looks for certificates newer
-// than the renew-now mark, so a selected certificate that had already been replaced before the
-// operator's request counts as pending until its names are issued again.
+// A selected certificate that was replaced before the operator's request is not pending.
 test('acme_ca_renew_now_pending does not count a selected certificate that was already replaced', async () => {
   const names = [`sup.${ZONE}`];
   const x = await issue(accountA, names);
