@@ -2,7 +2,7 @@ import pino, { type Logger } from 'pino';
 
 // Paths that could ever hold a secret are censored, wherever a log call puts them.
 export const REDACT_PATHS = [
-  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization',
+  'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'req.headers["x-vault-token"]',
   'privateKey', 'keyPem', 'key', 'secret', 'token', 'hmacKey', 'password', 'signature', 'jws', 'body', 'csr',
   '*.privateKey', '*.keyPem', '*.secret', '*.token', '*.hmacKey', '*.password', '*.signature', '*.jws',
 ];
