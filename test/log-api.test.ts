@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
+import { createApiToken } from '../server/admin/api-tokens.js';
 import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { parseCheckpoint, type Checkpoint } from '../server/log/checkpoint.js';
@@ -394,12 +395,19 @@ test('the read token is required on every /log/ route, compared exactly, and nev
     const missing = await get(p, { token: null });
     assertProblem(missing, 401, /Authorization: Bearer/);
     assert.match(String(missing.headers['www-authenticate']), /^Bearer /);
-    assertProblem(await get(p, { token: `${TOKEN}x` }), 401, /not the log read token/);
+    assertProblem(await get(p, { token: `${TOKEN}x` }), 401, /neither the log read token/);
     assertProblem(await get(p, { token: TOKEN.slice(0, -1) }), 401);
     assertProblem(await get(p, { token: null, headers: { Authorization: `Basic ${TOKEN}` } }), 401);
   }
   assert.equal((await get('/log/v1/checkpoint')).status, 200);
   assertProblem(await get('/log/nothing-here'), 404);
+  // An auditor's own API token with the read-log scope works too, until it is revoked; other scopes do not.
+  const auditor = await createApiToken(server.store, { name: 'auditor', scopes: ['read-log'] }, Date.now());
+  const mesh = await createApiToken(server.store, { name: 'mesh-only', scopes: ['mesh'] }, Date.now());
+  assert.equal((await get('/log/v1/checkpoint', { token: auditor.token })).status, 200);
+  assertProblem(await get('/log/v1/checkpoint', { token: mesh.token }), 401, /read-log scope/);
+  await server.store.revokeApiToken(auditor.id, Date.now());
+  assertProblem(await get('/log/v1/checkpoint', { token: auditor.token }), 401);
   // The ACME API is not behind the log token.
   assert.equal((await get('/directory', { token: null })).status, 200);
   const logged = logLines.join('');

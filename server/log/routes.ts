@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { checkApiToken } from '../admin/api-tokens.js';
 import { gzipSync } from 'node:zlib';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CertificateSearch, CertificateSearchStatus, CertificateSummary, LogCheckpointRecord, LogEntryRecord, Storage } from '../../storage/types.js';
@@ -298,10 +299,12 @@ function registerLogRoutes(app: FastifyInstance, deps: LogRouteDeps): void {
       const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(req.headers.authorization ?? '');
       const presented = createHash('sha256').update(m ? m[1] : '', 'utf8').digest();
       if (m && timingSafeEqual(presented, expected)) return;
+      // Auditors can also hold their own API token with the read-log scope (revocable one by one).
+      if (m && m[1].startsWith('acmeca_') && (await checkApiToken(store, m[1], 'read-log', now())).ok) return;
       reply.header('WWW-Authenticate', 'Bearer realm="acme-ca issuance log"');
       return sendProblem(reply, new LogProblem('unauthorized', m
-        ? 'the bearer token is not the log read token'
-        : 'the issuance log API needs an Authorization: Bearer <log read token> header'));
+        ? 'the bearer token is neither the log read token nor a valid API token with the read-log scope'
+        : 'the issuance log API needs an Authorization: Bearer <log read token or read-log API token> header'));
     });
   }
 
