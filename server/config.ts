@@ -110,7 +110,6 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
-const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseDuration(v: string | number): number | null {

@@ -1,4 +1,4 @@
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdirSync, unwatchFile, watchFile } from 'node:fs';
 import type { Server as TlsServer } from 'node:tls';
 import { hostname } from 'node:os';

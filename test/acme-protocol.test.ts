@@ -17,6 +17,7 @@ import {
   Http01Responder, links, opensslVerifyChain, splitPem, type AccountKey, type AcmeOrder, type AcmeProblemDocument,
   type AcmeResponse, type Identifier,
 } from './support/acme-test-client.js';
+import { teardown } from './support/teardown.js';
 
 /*
  * RFC 8555 protocol conformance of the server, in-process, with our own client so that every
@@ -177,13 +178,7 @@ before(async () => {
   origin = new URL(server.directoryUrl).origin;
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await server?.close();
-  await responder?.close();
-  await dns?.close();
-  if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
-});
+after(() => teardown({ clients, server, responder, dns, tmp }));
 
 // --- tests ------------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import {
   AcmeTestClient, asAuthorization, asOrder, asProblem, buildCsr, generateAccountKey, generateCsrKey, header, Http01Responder,
   splitPem, type AcmeOrder, type AcmeResponse, type Identifier,
 } from './support/acme-test-client.js';
+import { teardown } from './support/teardown.js';
 
 /*
  * RFC 9773 (ACME Renewal Information) on an in-process server: the renewalInfo resource and its
@@ -256,13 +257,7 @@ before(async () => {
   accountTeam = await clientWithAccount(eab.body as { keyId: string; hmacKey: string });
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await server?.close();
-  await responder?.close();
-  await dns?.close();
-  if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
-});
+after(() => teardown({ clients, server, responder, dns, tmp }));
 
 test('the directory advertises renewalInfo', async () => {
   const res = await clients[0].request('GET', server.directoryUrl);

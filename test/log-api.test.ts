@@ -21,6 +21,7 @@ import { freePorts } from './support/ports.js';
 import {
   AcmeTestClient, asOrder, buildCsr, completeHttp01, generateAccountKey, generateCsrKey, header, Http01Responder, splitPem,
 } from './support/acme-test-client.js';
+import { teardown } from './support/teardown.js';
 
 /*
  * The issuance log's read API (server/log/routes.ts) against an in-process server: certificates
@@ -171,13 +172,7 @@ before(async () => {
   cp2 = await signedCheckpoint();
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await server?.close();
-  await responder?.close();
-  await dns?.close();
-  if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
-});
+after(() => teardown({ clients, server, responder, dns, tmp }));
 
 test('the checkpoint is a signed note that verifies with the log key, and the JSON form agrees', async () => {
   const vkey = await get('/log/vkey');

@@ -17,6 +17,7 @@ import {
   exponent3RsaPrimes, fermatRsaPrimes, generateAccountKey, generateCsrKey, header, Http01Responder, rocaRsaPrimes, splitPem,
   type AcmeOrder, type AcmeProblemDocument, type AcmeResponse, type EabCredentials, type Identifier, type OrderOptions,
 } from './support/acme-test-client.js';
+import { teardown } from './support/teardown.js';
 
 /*
  * The issuance policy end to end over HTTPS, against an in-process server started with a policy
@@ -171,10 +172,6 @@ function snapshot(tables: readonly string[] = TABLES): Snapshot {
   return withDb((db) => Object.fromEntries(tables.map((t) => [t, db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()])));
 }
 
-function count(table: string): number {
-  return withDb((db) => Number((db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n));
-}
-
 function dbRow(table: string, id: string): Record<string, unknown> {
   return withDb((db) => {
     const r = db.prepare(`SELECT * FROM ${table} WHERE id = ?`).get(id) as Record<string, unknown> | undefined;
@@ -321,13 +318,7 @@ before(async () => {
   readLogToken = (await createApiToken(server.store, { name: 'policy-e2e reader', scopes: ['read-log'] }, Date.now())).token;
 });
 
-after(async () => {
-  for (const c of clients) c.close();
-  await server?.close();
-  await responder?.close();
-  await dns?.close();
-  if (tmp) await fsp.rm(tmp, { recursive: true, force: true });
-});
+after(() => teardown({ clients, server, responder, dns, tmp }));
 
 // --- tests ------------------------------------------------------------------------------------
 

@@ -1,7 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SqliteStorage } from '../../storage/sqlite/sqlite-storage.js';
+import { out, withStore } from './data-store.js';
 import { createApiToken, TOKEN_SCOPES } from '../../server/admin/api-tokens.js';
 import { createEabKey, eabKeyView } from '../../server/admin/eab-keys.js';
 import { SecretBox } from '../../server/admin/key-encryption.js';
@@ -27,9 +25,6 @@ export const ADMIN_HELP = `  acme-ca eab create --scope SCOPE [--description TEX
 export class UsageError extends Error {}
 export class OperationError extends Error {}
 
-function out(json: boolean, value: unknown, human: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : human.endsWith('\n') ? human : `${human}\n`);
-}
 
 function loadPolicy(config: Config): PolicyStore {
   const store = new PolicyStore();
@@ -38,18 +33,6 @@ function loadPolicy(config: Config): PolicyStore {
     if (!r.ok) throw new ConfigError(r.error.replace(/; keeping policy \S+$/, ''));
   }
   return store;
-}
-
-async function withStore<T>(config: Config, fn: (store: SqliteStorage) => Promise<T>): Promise<T> {
-  // The data folder is shared with a running server: SQLite's WAL lets both write safely.
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = new SqliteStorage(join(config.dataDir, 'acme-ca.sqlite'));
-  try {
-    await store.migrate();
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
 }
 
 const fmtTime = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());

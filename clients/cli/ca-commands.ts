@@ -8,6 +8,7 @@ import { activeIssuerId, listIssuerIds, loadOrCreateCa, rotateGeneratedIntermedi
 import { normalizeSerialHex } from '../../server/ca/certificate-builder.js';
 import { CONFIG_FIELDS, type Config } from '../../server/config.js';
 import { OperationError, UsageError } from './admin-commands.js';
+import { out, withStore } from './data-store.js';
 
 export const CA_HELP = `  acme-ca init [--intermediate-cert F --intermediate-key F --root-cert F] [--config-out FILE] [--json]
                                          create the data folder and the CA (or import one), write a commented config
@@ -29,20 +30,7 @@ const SELECTOR_OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof SELECTOR_OPTIONS; allowPositionals: true }>>['values'];
 
-function out(json: boolean, value: unknown, human: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human}\n`);
-}
-
-async function withStore<T>(config: Config, fn: (s: SqliteStorage) => Promise<T>): Promise<T> {
-  if (!existsSync(join(config.dataDir, 'acme-ca.sqlite'))) throw new OperationError(`no database in ${config.dataDir}; run "acme-ca init" or start the server first`);
-  const store = new SqliteStorage(join(config.dataDir, 'acme-ca.sqlite'));
-  try {
-    await store.migrate();
-    return await fn(store);
-  } finally {
-    await store.close();
-  }
-}
+const withExistingStore = <T>(config: Config, fn: (s: SqliteStorage) => Promise<T>): Promise<T> => withStore(config, fn, { create: false });
 
 function selector(values: Values, serials: string[], dataDir: string): CertificateSelector {
   let issuerId: string | undefined;
@@ -123,7 +111,7 @@ export async function runCaCommand(cmd: string, sub: string | undefined, args: s
     if (status && !['valid', 'expired', 'revoked'].includes(status)) throw new UsageError('--status must be valid, expired or revoked');
     const limit = values.limit ? Number(values.limit) : 100;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError('--limit must be 1-10000');
-    const items = await withStore(config, (s) => s.searchCertificates({
+    const items = await withExistingStore(config, (s) => s.searchCertificates({
       limit, now, ...(status ? { status } : {}), ...(values.account ? { accountId: values.account } : {}), ...(values.scope ? { scope: values.scope } : {}),
       ...(values.suffix ? { identifierSuffix: values.suffix } : {}),
     }));
@@ -137,7 +125,7 @@ export async function runCaCommand(cmd: string, sub: string | undefined, args: s
   if (cmd === 'cert' && sub === 'show') {
     const serial = positionals[0];
     if (!serial) throw new UsageError('cert show needs a serial');
-    const cert = await withStore(config, (s) => s.getCertificateBySerial(normalizeSerialHex(serial.replace(/:/g, ''))));
+    const cert = await withExistingStore(config, (s) => s.getCertificateBySerial(normalizeSerialHex(serial.replace(/:/g, ''))));
     if (!cert) throw new OperationError(`no certificate with serial ${serial}`);
     const pem = `-----BEGIN CERTIFICATE-----\n${Buffer.from(cert.der).toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
     const view = { serial: cert.serial, account: cert.accountId, order: cert.orderId, names: cert.nameSet.split(','), scope: cert.scope, profile: cert.profile,
@@ -152,13 +140,13 @@ export async function runCaCommand(cmd: string, sub: string | undefined, args: s
   if ((cmd === 'cert' && sub === 'revoke') || cmd === 'renew-now') {
     const sel = selector(values, positionals, config.dataDir);
     if (cmd === 'renew-now') {
-      const r = await withStore(config, (s) => renewNow(s, sel, values.reason ?? 'operator request', 'cli', now));
+      const r = await withExistingStore(config, (s) => renewNow(s, sel, values.reason ?? 'operator request', 'cli', now));
       out(json, r, `${r.selected} certificate(s) told to renew now (log entry ${r.logIndex}); ACME clients that poll renewalInfo will renew at their next check.`);
       return;
     }
     const reason = values.reason === undefined ? 0 : Number(values.reason);
     if (![0, 1, 2, 3, 4, 5, 6, 8, 9, 10].includes(reason)) throw new UsageError('--reason must be an RFC 5280 code 0-10 other than 7');
-    const r = await withStore(config, (s) => revokeSelection(s, sel, reason, 'cli', now));
+    const r = await withExistingStore(config, (s) => revokeSelection(s, sel, reason, 'cli', now));
     out(json, r, `${r.revoked} certificate(s) revoked; the server's CRLs list them within a minute.`);
     return;
   }

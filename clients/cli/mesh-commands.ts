@@ -14,7 +14,7 @@ import { appRoleView, credentialTtl, DEFAULT_APPROLE_TOKEN_TTL, DEFAULT_SECRET_I
 import { checkScopeDefined, createAppRole, createMeshToken, createSecretId, tokenView } from '../../server/mesh/credentials.js';
 import { PolicyStore } from '../../server/policy/policy-store.js';
 import { SqliteMeshStore } from '../../storage/sqlite/mesh-store.js';
-import { SqliteStorage } from '../../storage/sqlite/sqlite-storage.js';
+import { out, withStore } from './data-store.js';
 import { OperationError, UsageError } from './admin-commands.js';
 
 // `acme-ca mesh ...`: the operator's side of the mesh signing fronts. Credential commands work on
@@ -65,23 +65,10 @@ export const LAYOUT_FILES: Record<Layout, LayoutFiles> = {
   generic: { cert: 'cert.pem', key: 'key.pem', files: [{ name: 'key.pem', content: 'key' }, { name: 'root.pem', content: 'root' }, { name: 'chain.pem', content: 'certChain' }, { name: 'cert.pem', content: 'cert' }] },
 };
 
-function out(json: boolean, value: unknown, human: string): void {
-  process.stdout.write(json ? `${JSON.stringify(value)}\n` : human.endsWith('\n') ? human : `${human}\n`);
-}
-
 const fmtTime = (ms: number | null): string => (ms === null ? 'never' : new Date(ms).toISOString());
 
-async function withMeshStore<T>(config: Config, fn: (store: SqliteMeshStore) => Promise<T>): Promise<T> {
-  // The data folder is shared with a running server: SQLite's WAL lets both write safely.
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const store = new SqliteStorage(join(config.dataDir, 'acme-ca.sqlite'));
-  try {
-    await store.migrate();
-    return await fn(new SqliteMeshStore(store.db));
-  } finally {
-    await store.close();
-  }
-}
+const withMeshStore = <T>(config: Config, fn: (store: SqliteMeshStore) => Promise<T>): Promise<T> =>
+  withStore(config, (store) => fn(new SqliteMeshStore(store.db)));
 
 function meshPolicyOf(config: Config): PolicyStore {
   const store = new PolicyStore();
