@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { cleanup, makeTempDir, startCa, type CaProcess } from './support/ca-process.js';
 import { certbotCertonly, certbotRevoke, type CertbotLineage } from './support/acme-clients.js';
+import { httpGet } from './support/http.js';
 import { freePort } from './support/ports.js';
 import {
   AcmeTestClient, asAuthorization, asOrder, buildCsr, generateAccountKey, generateCsrKey, header, Http01Responder,
@@ -48,28 +48,15 @@ function openssl(args: string[]): Promise<Exec> {
   });
 }
 
-function httpGet(url: string): Promise<{ status: number; type: string; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 5000, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-  });
-}
-
 const crlUrl = (): string => `http://127.0.0.1:${crlPort}/crl/${issuerId.slice(0, 16)}.crl`;
 const normSerial = (hex: string): string => hex.toUpperCase().replace(/^(?:00)+(?=..)/, '');
 
 interface CrlView { der: Buffer; text: string; number: number; serials: string[] }
 
 async function fetchCrl(url = crlUrl()): Promise<CrlView> {
-  const res = await httpGet(url);
+  const res = await httpGet(url, { timeoutMs: 5000, agent: false });
   assert.equal(res.status, 200, `GET ${url}: ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
-  assert.equal(res.type, 'application/pkix-crl');
+  assert.equal(res.headers['content-type'], 'application/pkix-crl');
   const file = path.join(workDir, `crl-${Date.now()}-${Math.random().toString(16).slice(2)}.der`);
   await fsp.writeFile(file, res.body);
   const text = await openssl(['crl', '-inform', 'DER', '-in', file, '-noout', '-text']);
@@ -151,7 +138,7 @@ test('the CRL of the active issuer is served over plain HTTP and verifies', asyn
   const v = await openssl(['crl', '-inform', 'DER', '-in', file, '-CAfile', chainFile, '-noout']);
   assert.match(v.stdout + v.stderr, /verify OK/, `${v.stdout}${v.stderr}`);
   assert.equal(crl.serials.length, 0, 'nothing is revoked yet');
-  const missing = await httpGet(`http://127.0.0.1:${crlPort}/crl/0123456789abcdef.crl`);
+  const missing = await httpGet(`http://127.0.0.1:${crlPort}/crl/0123456789abcdef.crl`, { timeoutMs: 5000, agent: false });
   assert.equal(missing.status, 404);
 });
 

@@ -2,7 +2,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,6 +16,7 @@ import { decodeEntryBundle } from '../server/log/tiles.js';
 import { canonicalJson } from '../server/log/entry.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import { TestDnsServer } from './support/dns-server.js';
+import { httpGet, jsonBody, type HttpGetResult } from './support/http.js';
 import { freePorts } from './support/ports.js';
 import {
   AcmeTestClient, asOrder, buildCsr, completeHttp01, generateAccountKey, generateCsrKey, header, Http01Responder, splitPem,
@@ -50,29 +50,14 @@ let clientA: AcmeTestClient;
 let cp1: { note: string; cp: Checkpoint };
 let cp2: { note: string; cp: Checkpoint };
 
-interface Res { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; text: string; json: unknown }
+interface Res extends HttpGetResult { json: unknown }
 
-function get(urlPath: string, o: { token?: string | null; headers?: Record<string, string> } = {}): Promise<Res> {
+async function get(urlPath: string, o: { token?: string | null; headers?: Record<string, string> } = {}): Promise<Res> {
   const headers: Record<string, string> = { ...o.headers };
   const token = o.token === undefined ? TOKEN : o.token;
   if (token !== null) headers.Authorization = `Bearer ${token}`;
-  return new Promise<Res>((resolve, reject) => {
-    const req = https.request(`${base}${urlPath}`, { method: 'GET', headers, ca: server.ca.rootPem, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const text = body.toString('utf8');
-        let json: unknown;
-        if (/json/.test(String(res.headers['content-type'] ?? ''))) json = JSON.parse(text) as unknown;
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text, json });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
+  const res = await httpGet(`${base}${urlPath}`, { headers, ca: server.ca.rootPem, agent: false, timeoutMs: 10_000 });
+  return { ...res, json: jsonBody(res) };
 }
 
 async function getJson<T>(urlPath: string): Promise<T> {

@@ -1,7 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { parseCheckpoint, type Checkpoint } from '../server/log/checkpoint.js';
@@ -12,6 +11,7 @@ import {
   AcmeTestClient, asOrder, buildCsr, completeHttp01, generateAccountKey, generateCsrKey, header, Http01Responder,
 } from './support/acme-test-client.js';
 import { cleanup, REPO_ROOT, startCa, type CaProcess, type ExitInfo } from './support/ca-process.js';
+import { httpGet } from './support/http.js';
 
 /*
  * Crash consistency of the issuance log: the CA process is SIGKILLed in the middle of a burst of
@@ -34,22 +34,10 @@ let dbPath: string;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function getJson<T>(urlPath: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const req = https.request(`https://127.0.0.1:${ca.ports.https}${urlPath}`, { method: 'GET', ca: rootPem, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        if (res.statusCode !== 200) reject(new Error(`GET ${urlPath}: ${res.statusCode} ${text}`));
-        else resolve(JSON.parse(text) as T);
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
+async function getJson<T>(urlPath: string): Promise<T> {
+  const res = await httpGet(`https://127.0.0.1:${ca.ports.https}${urlPath}`, { ca: rootPem, agent: false, timeoutMs: 10_000 });
+  if (res.status !== 200) throw new Error(`GET ${urlPath}: ${res.status} ${res.text}`);
+  return JSON.parse(res.text) as T;
 }
 
 /** A short-lived connection: the server process owns the database, the test only reads it. */

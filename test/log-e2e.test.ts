@@ -1,13 +1,13 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
 import path from 'node:path';
 import { parseCheckpoint } from '../server/log/checkpoint.js';
 import { leafHash, verifyInclusion } from '../server/log/merkle.js';
 import { verifyNote } from '../server/log/note.js';
 import { certbotCertonly, certbotRevoke, runClientUnchecked, type CertbotLineage, type ClientResult } from './support/acme-clients.js';
 import { cleanup, makeTempDir, REPO_ROOT, startCa, type CaProcess } from './support/ca-process.js';
+import { httpGet, jsonBody } from './support/http.js';
 import { leafSerial } from './support/openssl.js';
 
 /*
@@ -35,31 +35,12 @@ let issuedIndex: number | undefined;
 let historyOk = false;
 let rootPem = '';
 
-interface Res { status: number; text: string; json: unknown }
-
-function get(urlPath: string): Promise<Res> {
-  return new Promise<Res>((resolve, reject) => {
-    const req = https.request(`https://127.0.0.1:${ca.ports.https}${urlPath}`, {
-      method: 'GET', headers: { Authorization: `Bearer ${TOKEN}` }, ca: rootPem, agent: false, timeout: 10_000,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, text, json: /json/.test(String(res.headers['content-type'])) ? JSON.parse(text) as unknown : undefined });
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} timed out`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function getJson<T>(urlPath: string): Promise<T> {
-  const res = await get(urlPath);
+  const res = await httpGet(`https://127.0.0.1:${ca.ports.https}${urlPath}`, {
+    headers: { Authorization: `Bearer ${TOKEN}` }, ca: rootPem, agent: false, timeoutMs: 10_000,
+  });
   assert.equal(res.status, 200, `GET ${urlPath}: ${res.status} ${res.text}`);
-  return res.json as T;
+  return jsonBody(res) as T;
 }
 
 /** Polls (bounded) until the signed checkpoint covers `size` entries. */

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { promises as fsp, readFileSync } from 'node:fs';
-import { get as httpGet } from 'node:http';
 import os from 'node:os';
 import path, { dirname, join, resolve } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -11,6 +10,7 @@ import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import { asOrder, buildCsr, completeHttp01, generateAccountKey, generateCsrKey, header, Http01Responder, AcmeTestClient, splitPem } from './support/acme-test-client.js';
+import { httpGet } from './support/http.js';
 import { freePorts } from './support/ports.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,14 +23,8 @@ let prometheus: ChildProcess | null = null;
 let promPort = 0;
 let metricsPort = 0;
 
-function httpJson(url: string): Promise<unknown> {
-  return new Promise((res, rej) => {
-    httpGet(url, (r) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => { try { res(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch (e) { rej(e); } });
-    }).on('error', rej);
-  });
+async function httpJson(url: string): Promise<unknown> {
+  return JSON.parse((await httpGet(url)).text) as unknown;
 }
 
 async function scrapeText(): Promise<string> {

@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +10,7 @@ import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { startServer, type RunningServer } from '../server/server.js';
 import { createApiToken } from '../server/admin/api-tokens.js';
+import { httpGet } from './support/http.js';
 import { freePorts } from './support/ports.js';
 import {
   AcmeTestClient, asAuthorization, asOrder, buildCsr, generateAccountKey, generateCsrKey, header, Http01Responder, opensslVerifyChain,
@@ -93,19 +93,6 @@ async function issueOne(index: number): Promise<Issued> {
   };
 }
 
-function httpsGetRaw(url: string): Promise<{ status: number; type: string; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = https.get(url, { ca: rootPem, timeout: 5000, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));
-    req.on('error', reject);
-  });
-}
-
 function exec(file: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { timeout: 30_000, encoding: 'utf8', env: { ...process.env, ...env } }, (err, stdout, stderr) => {
@@ -116,9 +103,9 @@ function exec(file: string, args: string[], env: Record<string, string> = {}): P
 
 /** GET /crl/<id16>.crl and `openssl crl -CAfile <issuer + root>`; returns openssl's verdict text. */
 async function crlVerifies(crlIssuerId: string, verifyWithIssuerId: string): Promise<{ ok: boolean; out: string }> {
-  const res = await httpsGetRaw(`${origin}/crl/${crlIssuerId.slice(0, 16)}.crl`);
+  const res = await httpGet(`${origin}/crl/${crlIssuerId.slice(0, 16)}.crl`, { ca: rootPem, timeoutMs: 5000, agent: false });
   assert.equal(res.status, 200, `CRL of ${crlIssuerId.slice(0, 16)}: ${res.status}`);
-  assert.equal(res.type, 'application/pkix-crl');
+  assert.equal(res.headers['content-type'], 'application/pkix-crl');
   const der = path.join(tmp, `crl-${crlIssuerId.slice(0, 8)}-${verifyWithIssuerId.slice(0, 8)}.der`);
   const bundle = path.join(tmp, `bundle-${verifyWithIssuerId.slice(0, 8)}.pem`);
   await fsp.writeFile(der, res.body);

@@ -1,13 +1,24 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, randomInt, X509Certificate, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomInt, type KeyObject } from 'node:crypto';
 import fsp from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
-import { isIP } from 'node:net';
 import path from 'node:path';
-import * as asn1js from 'asn1js';
-import { calculateJwkThumbprint, exportJWK, FlattenedSign, type FlattenedJWS, type JWK, type JWSHeaderParameters } from 'jose';
-import * as pkijs from 'pkijs';
-import { webcrypto } from '../../server/ca/crypto-engine.js';
+import {
+  ACME_ERR, AcmeConnection, AcmeError, acmeError, algOf, asOrder, asProblem, header, parseRetryAfter,
+  type AcmeProblem, type AgentLogEntry, type ExternalAccountBinding, type OrderBody, type PollLimits,
+} from './acme-connection.js';
+import {
+  idKey, loadOrCreateAccountKey, newKeyAndCsr, parseCertificatePem, toIdentifier, writeFileAtomic,
+  type AgentIdentifier, type LoadedCertificate,
+} from './certificate-files.js';
+import { Http01Server, type Http01Publisher } from './http01-server.js';
+import { isRecord, str } from './json-shape.js';
+
+// The agent's public surface was one module before it was split; importers keep using this one.
+export { AcmeError, parseRetryAfter, type AcmeDirectory, type AcmeProblem, type AgentLogEntry, type ExternalAccountBinding } from './acme-connection.js';
+export {
+  ariCertId, loadOrCreateAccountKey, parseCertificatePem, toIdentifier, writeFileAtomic,
+  type AgentIdentifier, type LoadedCertificate,
+} from './certificate-files.js';
+export type { Http01Publisher } from './http01-server.js';
 
 /*
  * RenewalAgent keeps one certificate fresh for one service, with ACME (RFC 8555) and ACME Renewal
@@ -17,29 +28,11 @@ import { webcrypto } from '../../server/ca/crypto-engine.js';
  * it can reload without a restart. A certificate that is missing or expired is obtained afresh.
  */
 
-// ---------------------------------------------------------------------------------------------
-// Public types
-// ---------------------------------------------------------------------------------------------
-
-export interface AgentIdentifier { type: 'dns' | 'ip'; value: string }
-
-/** Publishes http-01 key authorizations somewhere the CA can fetch them (e.g. a running web server). */
-export interface Http01Publisher {
-  publish(token: string, keyAuthorization: string): void | Promise<void>;
-  unpublish?(token: string): void | Promise<void>;
-}
-
 export type Http01Challenge =
   /** A built-in responder, listening on host:port only while an order is being validated. */
   | { kind: 'responder'; host: string; port: number }
   /** The service serves `/.well-known/acme-challenge/<token>` itself. */
   | ({ kind: 'callback' } & Http01Publisher);
-
-export interface ExternalAccountBinding {
-  keyId: string;
-  /** base64url HMAC key, as the CA operator hands it out. */
-  hmacKey: string;
-}
 
 export interface RenewedInfo {
   certPem: string;
@@ -72,8 +65,6 @@ export interface CheckResult {
   explanationURL: string | null;
   renewal: RenewedInfo | null;
 }
-
-export interface AgentLogEntry { level: 'debug' | 'info' | 'warn' | 'error'; msg: string; fields?: Record<string, string | number | boolean | null> }
 
 export interface RenewalAgentOptions {
   /** The CA's ACME directory URL (https). */
@@ -112,423 +103,11 @@ export interface RenewalAgentOptions {
   userAgent?: string;
 }
 
-export class AcmeError extends Error {
-  constructor(message: string, readonly status: number, readonly problem: AcmeProblem | null) { super(message); this.name = 'AcmeError'; }
-  get problemType(): string | null { return this.problem?.type ?? null; }
-}
-
-export interface AcmeProblem { type: string; detail?: string; status?: number; subproblems?: AcmeProblem[] }
-
 export interface AgentEvents {
   renewed: RenewedInfo;
   checked: CheckResult;
   error: Error;
 }
-
-// ---------------------------------------------------------------------------------------------
-// Certificates: parsing and the ARI certID
-// ---------------------------------------------------------------------------------------------
-
-export interface LoadedCertificate {
-  pem: string;
-  x509: X509Certificate;
-  serial: string;
-  certId: string;
-  notBefore: number;
-  notAfter: number;
-  identifiers: AgentIdentifier[];
-}
-
-const ERR = 'urn:ietf:params:acme:error:';
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-/**
- * RFC 9773 §4.1: base64url(keyIdentifier of the Authority Key Identifier) "." base64url(the
- * serial's DER INTEGER content octets, including a leading 00 when the top bit is set).
- */
-export function ariCertId(certDer: Uint8Array): string {
-  const cert = pkijs.Certificate.fromBER(new Uint8Array(certDer));
-  const aki = cert.extensions?.find((e) => e.extnID === '2.5.29.35');
-  if (!aki) throw new Error('the certificate has no Authority Key Identifier; it has no ARI certID');
-  const parsed = pkijs.AuthorityKeyIdentifier.fromBER(aki.extnValue.valueBlock.valueHexView.slice());
-  if (!parsed.keyIdentifier) throw new Error('the certificate\'s Authority Key Identifier has no keyIdentifier');
-  const keyId = Buffer.from(parsed.keyIdentifier.valueBlock.valueHexView);
-  const serial = Buffer.from(cert.serialNumber.valueBlock.valueHexView);
-  return `${keyId.toString('base64url')}.${serial.toString('base64url')}`;
-}
-
-function pemToDer(pem: string): Uint8Array {
-  return new Uint8Array(Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, ''), 'base64'));
-}
-
-function identifiersOf(x: X509Certificate): AgentIdentifier[] {
-  const out: AgentIdentifier[] = [];
-  for (const part of (x.subjectAltName ?? '').split(/,\s*/)) {
-    if (part.startsWith('DNS:')) out.push({ type: 'dns', value: part.slice(4).toLowerCase() });
-    else if (part.startsWith('IP Address:')) out.push({ type: 'ip', value: normalizeIp(part.slice(11)) });
-  }
-  return out;
-}
-
-/** Parses a leaf-first PEM chain; null when the text holds no certificate. */
-export function parseCertificatePem(pem: string): LoadedCertificate | null {
-  const first = pem.match(PEM_CERT)?.[0];
-  if (!first) return null;
-  const x509 = new X509Certificate(first);
-  return {
-    pem, x509, serial: x509.serialNumber.toLowerCase(), certId: ariCertId(pemToDer(first)),
-    notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo), identifiers: identifiersOf(x509),
-  };
-}
-
-function normalizeIp(ip: string): string {
-  // node prints IPv6 SANs in full lower-case form; compare through the URL parser's canonical form.
-  if (isIP(ip) !== 6) return ip;
-  try { return new URL(`http://[${ip}]/`).hostname.replace(/^\[|\]$/g, ''); } catch { return ip.toLowerCase(); }
-}
-
-export function toIdentifier(v: string | AgentIdentifier): AgentIdentifier {
-  if (typeof v !== 'string') return v.type === 'ip' ? { type: 'ip', value: normalizeIp(v.value) } : { type: 'dns', value: v.value.toLowerCase() };
-  return isIP(v) ? { type: 'ip', value: normalizeIp(v) } : { type: 'dns', value: v.toLowerCase().replace(/\.$/, '') };
-}
-
-const idKey = (i: AgentIdentifier): string => `${i.type}:${i.value}`;
-
-// ---------------------------------------------------------------------------------------------
-// Small helpers
-// ---------------------------------------------------------------------------------------------
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function str(o: Record<string, unknown>, k: string, what: string): string {
-  const v = o[k];
-  if (typeof v !== 'string') throw new Error(`${what}: "${k}" is missing or not a string`);
-  return v;
-}
-
-// Not unref'd: a one-shot run must stay alive while it waits for the CA.
-const sleep = (ms: number): Promise<void> => new Promise((r) => { setTimeout(r, ms); });
-
-/** Writes via a temporary file and a rename, so readers never see a half-written file. */
-export async function writeFileAtomic(file: string, data: string, mode: number): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fh = await fsp.open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
-    await fsp.rename(tmp, file);
-  } catch (e) {
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-}
-
-type JwsAlg = 'ES256' | 'ES384' | 'ES512' | 'RS256' | 'EdDSA';
-
-function algOf(key: KeyObject): JwsAlg {
-  if (key.asymmetricKeyType === 'ec') {
-    const c = key.asymmetricKeyDetails?.namedCurve;
-    if (c === 'prime256v1') return 'ES256';
-    if (c === 'secp384r1') return 'ES384';
-    if (c === 'secp521r1') return 'ES512';
-    throw new Error(`unsupported account key curve ${String(c)}`);
-  }
-  if (key.asymmetricKeyType === 'rsa') return 'RS256';
-  if (key.asymmetricKeyType === 'ed25519') return 'EdDSA';
-  throw new Error(`unsupported account key type ${String(key.asymmetricKeyType)}`);
-}
-
-/** Loads a private JWK file, or creates one with a new P-256 key (0600) when it does not exist. */
-export async function loadOrCreateAccountKey(file: string): Promise<KeyObject> {
-  let text: string | null = null;
-  try { text = await fsp.readFile(file, 'utf8'); } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  if (text !== null) {
-    const parsed: unknown = JSON.parse(text);
-    if (!isRecord(parsed) || typeof parsed.kty !== 'string' || typeof parsed.d !== 'string') throw new Error(`${file} is not a private JWK`);
-    return createPrivateKey({ key: parsed as JsonWebKey, format: 'jwk' });
-  }
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  await fsp.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  await writeFileAtomic(file, `${JSON.stringify(privateKey.export({ format: 'jwk' }))}\n`, 0o600);
-  return privateKey;
-}
-
-/** A seconds value or an HTTP-date (RFC 9110 §10.2.3), as milliseconds from `now`; null if absent/invalid. */
-export function parseRetryAfter(value: string | undefined, now: number): number | null {
-  if (!value) return null;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
-}
-
-function ipBytes(ip: string): Uint8Array {
-  if (isIP(ip) === 4) return new Uint8Array(ip.split('.').map(Number));
-  const full = new URL(`http://[${ip}]/`).hostname.replace(/^\[|\]$/g, '');
-  const [head, tail] = full.includes('::') ? full.split('::') : [full, ''];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = full.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => { const n = parseInt(g, 16); out[2 * i] = n >> 8; out[2 * i + 1] = n & 0xff; });
-  return out;
-}
-
-/** A new P-256 key and a CSR for the identifiers (SAN; CN = first DNS name when it fits). */
-async function newKeyAndCsr(identifiers: AgentIdentifier[]): Promise<{ csrDer: Uint8Array; keyPem: string; spkiDer: Buffer }> {
-  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-  const csr = new pkijs.CertificationRequest();
-  csr.version = 0;
-  const cn = identifiers.find((i) => i.type === 'dns' && i.value.length <= 64);
-  if (cn) csr.subject.typesAndValues.push(new pkijs.AttributeTypeAndValue({ type: '2.5.4.3', value: new asn1js.Utf8String({ value: cn.value }) }));
-  await csr.subjectPublicKeyInfo.importKey(keys.publicKey);
-  const san = new pkijs.GeneralNames({
-    names: identifiers.map((i) => (i.type === 'dns'
-      ? new pkijs.GeneralName({ type: 2, value: i.value })
-      : new pkijs.GeneralName({ type: 7, value: new asn1js.OctetString({ valueHex: ipBytes(i.value) }) }))),
-  });
-  const ext = new pkijs.Extensions({ extensions: [new pkijs.Extension({ extnID: '2.5.29.17', critical: false, extnValue: san.toSchema().toBER(false) })] });
-  csr.attributes = [new pkijs.Attribute({ type: '1.2.840.113549.1.9.14', values: [ext.toSchema()] })];
-  await csr.sign(keys.privateKey, 'SHA-256');
-  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END PRIVATE KEY-----\n`;
-  const spkiDer = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
-  return { csrDer: new Uint8Array(csr.toSchema().toBER(false)), keyPem, spkiDer };
-}
-
-// ---------------------------------------------------------------------------------------------
-// The ACME connection: JWS, nonces, badNonce retry, keep-alive HTTPS
-// ---------------------------------------------------------------------------------------------
-
-interface HttpResponse {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  text: string;
-  json: unknown;
-}
-
-export interface AcmeDirectory {
-  newNonce: string;
-  newAccount: string;
-  newOrder: string;
-  revokeCert?: string;
-  renewalInfo?: string;
-  meta?: Record<string, unknown>;
-}
-
-interface OrderBody {
-  status: string;
-  identifiers: AgentIdentifier[];
-  authorizations: string[];
-  finalize: string;
-  certificate?: string;
-  replaces?: string;
-  error?: AcmeProblem;
-}
-
-function asOrder(v: unknown): OrderBody {
-  if (!isRecord(v) || typeof v.status !== 'string' || !Array.isArray(v.authorizations) || typeof v.finalize !== 'string') {
-    throw new Error(`the CA answered an order that is not an order: ${JSON.stringify(v).slice(0, 300)}`);
-  }
-  return v as unknown as OrderBody;
-}
-
-function asProblem(v: unknown): AcmeProblem | null {
-  return isRecord(v) && typeof v.type === 'string' ? (v as unknown as AcmeProblem) : null;
-}
-
-function header(res: HttpResponse, name: string): string | undefined {
-  const v = res.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-class AcmeConnection {
-  private readonly agent: https.Agent;
-  private directory: AcmeDirectory | null = null;
-  private nonce: string | null = null;
-  private jwk: JWK | null = null;
-  private thumbprint: string | null = null;
-  accountUrl: string | null = null;
-
-  constructor(
-    private readonly directoryUrl: string,
-    caPem: string | Buffer | undefined,
-    private readonly key: KeyObject,
-    private readonly timeoutMs: number,
-    private readonly userAgent: string,
-    private readonly log: (entry: AgentLogEntry) => void,
-  ) {
-    this.agent = new https.Agent({ keepAlive: true, maxSockets: 4, ...(caPem !== undefined ? { ca: caPem } : {}) });
-  }
-
-  close(): void { this.agent.destroy(); }
-
-  request(method: string, url: string, body?: string, headers: Record<string, string> = {}): Promise<HttpResponse> {
-    const u = new URL(url);
-    if (u.protocol !== 'https:') return Promise.reject(new Error(`refusing a non-https ACME URL ${url}`));
-    return new Promise<HttpResponse>((resolve, reject) => {
-      const h: Record<string, string> = { 'User-Agent': this.userAgent, ...headers };
-      if (body !== undefined) h['Content-Length'] = String(Buffer.byteLength(body));
-      const req = https.request(u, { method, headers: h, agent: this.agent, timeout: this.timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > 4 * 1024 * 1024) { req.destroy(new Error(`${method} ${url}: response larger than 4 MiB`)); return; }
-          chunks.push(c);
-        });
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown = null;
-          if (/json/i.test(res.headers['content-type'] ?? '') && text.length > 0) {
-            try { json = JSON.parse(text) as unknown; } catch { json = null; }
-          }
-          const n = res.headers['replay-nonce'];
-          if (typeof n === 'string' && n.length > 0) this.nonce = n;
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-      });
-      req.on('timeout', () => req.destroy(new Error(`${method} ${url}: no response within ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(body);
-    });
-  }
-
-  async getDirectory(): Promise<AcmeDirectory> {
-    if (this.directory) return this.directory;
-    const res = await this.request('GET', this.directoryUrl);
-    if (res.status !== 200 || !isRecord(res.json)) throw new Error(`GET ${this.directoryUrl} answered ${res.status}: ${res.text.slice(0, 300)}`);
-    const d = res.json;
-    this.directory = {
-      newNonce: str(d, 'newNonce', 'directory'), newAccount: str(d, 'newAccount', 'directory'), newOrder: str(d, 'newOrder', 'directory'),
-      ...(typeof d.revokeCert === 'string' ? { revokeCert: d.revokeCert } : {}),
-      ...(typeof d.renewalInfo === 'string' ? { renewalInfo: d.renewalInfo } : {}),
-      ...(isRecord(d.meta) ? { meta: d.meta } : {}),
-    };
-    return this.directory;
-  }
-
-  private async takeNonce(): Promise<string> {
-    if (this.nonce) { const n = this.nonce; this.nonce = null; return n; }
-    const dir = await this.getDirectory();
-    const res = await this.request('HEAD', dir.newNonce);
-    const n = header(res, 'replay-nonce');
-    if (!n) throw new Error(`HEAD ${dir.newNonce} answered ${res.status} without a Replay-Nonce`);
-    this.nonce = null;
-    return n;
-  }
-
-  async publicJwk(): Promise<JWK> {
-    if (!this.jwk) {
-      const j = await exportJWK(createPublicKey(this.key));
-      this.jwk = j;
-      this.thumbprint = await calculateJwkThumbprint(j, 'sha256');
-    }
-    return this.jwk;
-  }
-
-  async keyAuthorization(token: string): Promise<string> {
-    await this.publicJwk();
-    return `${token}.${this.thumbprint!}`;
-  }
-
-  /** POST a JWS; "" is POST-as-GET. One retry with the fresh nonce on badNonce (RFC 8555 §6.5). */
-  async post(url: string, payload: Record<string, unknown> | '', o: { useJwk?: boolean; accept?: string } = {}): Promise<HttpResponse> {
-    for (let attempt = 0; ; attempt++) {
-      const nonce = await this.takeNonce();
-      const hdr: JWSHeaderParameters = { alg: algOf(this.key), nonce, url };
-      if (o.useJwk || !this.accountUrl) hdr.jwk = await this.publicJwk();
-      else hdr.kid = this.accountUrl;
-      const bytes = new TextEncoder().encode(payload === '' ? '' : JSON.stringify(payload));
-      const jws: FlattenedJWS = await new FlattenedSign(bytes).setProtectedHeader(hdr).sign(this.key);
-      const headers: Record<string, string> = { 'Content-Type': 'application/jose+json' };
-      if (o.accept) headers.Accept = o.accept;
-      const res = await this.request('POST', url, JSON.stringify(jws), headers);
-      if (res.status >= 400 && asProblem(res.json)?.type === `${ERR}badNonce` && attempt === 0) {
-        this.log({ level: 'debug', msg: 'badNonce: retrying once with the nonce from the error response', fields: { url } });
-        continue;
-      }
-      return res;
-    }
-  }
-
-  /** newAccount (or the existing account of this key); sets accountUrl. */
-  async ensureAccount(contact: string[] | undefined, eab: ExternalAccountBinding | undefined): Promise<string> {
-    if (this.accountUrl) return this.accountUrl;
-    const dir = await this.getDirectory();
-    const payload: Record<string, unknown> = { termsOfServiceAgreed: true };
-    if (contact && contact.length > 0) payload.contact = contact;
-    if (eab) {
-      const inner = new TextEncoder().encode(JSON.stringify(await this.publicJwk()));
-      payload.externalAccountBinding = await new FlattenedSign(inner)
-        .setProtectedHeader({ alg: 'HS256', kid: eab.keyId, url: dir.newAccount })
-        .sign(new Uint8Array(Buffer.from(eab.hmacKey, 'base64url')));
-    }
-    const res = await this.post(dir.newAccount, payload, { useJwk: true });
-    const location = header(res, 'location');
-    if ((res.status !== 200 && res.status !== 201) || !location) throw acmeError('newAccount', res);
-    this.accountUrl = location;
-    return location;
-  }
-}
-
-function acmeError(what: string, res: HttpResponse): AcmeError {
-  const p = asProblem(res.json);
-  const detail = p ? `${p.type.replace(ERR, '')}: ${p.detail ?? ''}` : res.text.slice(0, 300);
-  return new AcmeError(`${what} failed with HTTP ${res.status}: ${detail}`, res.status, p);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Built-in http-01 responder
-// ---------------------------------------------------------------------------------------------
-
-class Http01Server implements Http01Publisher {
-  private readonly tokens = new Map<string, string>();
-  private server: http.Server | null = null;
-  constructor(private readonly host: string, private readonly port: number) {}
-
-  async publish(token: string, keyAuthorization: string): Promise<void> {
-    this.tokens.set(token, keyAuthorization);
-    if (this.server) return;
-    const s = http.createServer((req, res) => {
-      const m = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/.exec(req.url ?? '');
-      const v = m ? this.tokens.get(m[1]) : undefined;
-      if (req.method !== 'GET' || v === undefined) { res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n'); return; }
-      res.writeHead(200, { 'Content-Type': 'application/octet-stream' }).end(v);
-    });
-    s.keepAliveTimeout = 1000;
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.listen({ host: this.host, port: this.port }, () => { s.off('error', reject); resolve(); });
-    });
-    this.server = s;
-  }
-
-  unpublish(token: string): void { this.tokens.delete(token); }
-
-  async close(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    this.tokens.clear();
-    if (!s) return;
-    s.closeAllConnections();
-    await new Promise<void>((r) => s.close(() => r()));
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The agent
-// ---------------------------------------------------------------------------------------------
 
 interface RenewalInfoAnswer { start: number; end: number; retryAfterMs: number | null; explanationURL: string | null }
 
@@ -774,21 +353,21 @@ export class RenewalAgent {
       } catch (e) {
         // RFC 9773 §5: the certificate was replaced already (e.g. by a run that died before writing
         // its files); a plain order still gets the service a certificate.
-        if (!(e instanceof AcmeError && e.problemType === `${ERR}alreadyReplaced` && replaces)) throw e;
+        if (!(e instanceof AcmeError && e.problemType === `${ACME_ERR}alreadyReplaced` && replaces)) throw e;
         this.log('warn', 'the CA says the certificate was already replaced; ordering without "replaces"', { certId: replaces });
         replaces = null;
         order = await this.newOrder(conn, null);
       }
       await this.authorize(conn, order.body, publisher, deadline);
       const { csrDer, keyPem, spkiDer } = await newKeyAndCsr(this.identifiers);
-      const ready = await this.pollOrder(conn, order.url, ['ready', 'processing', 'valid'], deadline);
+      const ready = await conn.pollOrder(order.url, ['ready', 'processing', 'valid'], this.pollLimits(deadline));
       let body = ready;
       if (ready.status === 'ready') {
         const fin = await conn.post(ready.finalize, { csr: Buffer.from(csrDer).toString('base64url') });
         if (fin.status !== 200) throw acmeError('finalize', fin);
         body = asOrder(fin.json);
       }
-      if (body.status !== 'valid') body = await this.pollOrder(conn, order.url, ['valid'], deadline);
+      if (body.status !== 'valid') body = await conn.pollOrder(order.url, ['valid'], this.pollLimits(deadline));
       if (!body.certificate) throw new Error(`order ${order.url} is valid without a certificate URL`);
       const dl = await conn.post(body.certificate, '', { accept: 'application/pem-certificate-chain' });
       if (dl.status !== 200) throw acmeError('certificate download', dl);
@@ -851,11 +430,11 @@ export class RenewalAgent {
           const ans = await conn.post(str(ch, 'url', 'challenge'), {});
           if (ans.status !== 200) throw acmeError('challenge response', ans);
         }
-        await this.poll(conn, authzUrl, deadline, (b) => {
+        await conn.poll(authzUrl, this.pollLimits(deadline), (b) => {
           if (b.status === 'valid') return true;
           if (b.status === 'pending' || b.status === 'processing') return false;
           const errs = (Array.isArray(b.challenges) ? b.challenges.filter(isRecord) : []).map((c) => asProblem(c.error)).filter((p): p is AcmeProblem => p !== null);
-          throw new AcmeError(`authorization ${authzUrl} is ${String(b.status)}: ${errs.map((p) => `${p.type.replace(ERR, '')}: ${p.detail ?? ''}`).join('; ')}`, 0, errs[0] ?? null);
+          throw new AcmeError(`authorization ${authzUrl} is ${String(b.status)}: ${errs.map((p) => `${p.type.replace(ACME_ERR, '')}: ${p.detail ?? ''}`).join('; ')}`, 0, errs[0] ?? null);
         });
       }
     } finally {
@@ -863,31 +442,7 @@ export class RenewalAgent {
     }
   }
 
-  private async pollOrder(conn: AcmeConnection, url: string, want: string[], deadline: number): Promise<OrderBody> {
-    let last: OrderBody | null = null;
-    await this.poll(conn, url, deadline, (raw) => {
-      const b = asOrder(raw);
-      last = b;
-      if (want.includes(b.status)) return true;
-      if (b.status === 'invalid') {
-        const p = b.error ?? null;
-        throw new AcmeError(`order ${url} became invalid${p ? `: ${p.type.replace(ERR, '')}: ${p.detail ?? ''}` : ''}`, 0, p);
-      }
-      return false;
-    });
-    return last!;
-  }
-
-  /** POST-as-GET until `done`, sleeping as the server's Retry-After says (bounded), until the deadline. */
-  private async poll(conn: AcmeConnection, url: string, deadline: number, done: (body: Record<string, unknown>) => boolean): Promise<void> {
-    const maxWait = this.opts.maxPollIntervalMs ?? 60_000;
-    for (;;) {
-      const res = await conn.post(url, '');
-      if (res.status !== 200 || !isRecord(res.json)) throw acmeError(`polling ${url}`, res);
-      if (done(res.json)) return;
-      const wait = Math.min(maxWait, Math.max(250, parseRetryAfter(header(res, 'retry-after'), Date.now()) ?? 1000));
-      if (Date.now() + wait > deadline) throw new Error(`polling ${url}: not done before the order deadline; last: ${res.text.slice(0, 300)}`);
-      await sleep(wait);
-    }
+  private pollLimits(deadline: number): PollLimits {
+    return { deadline, maxWaitMs: this.opts.maxPollIntervalMs ?? 60_000 };
   }
 }
