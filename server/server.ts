@@ -243,6 +243,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
     reloadPolicy,
     async reload() {
       reloadPolicy();
+      issuers.reloadAlternates();
       await reloadTls().catch((e: unknown) => log.error({ err: e }, 'server TLS certificate renewal failed'));
     },
     opsApp,

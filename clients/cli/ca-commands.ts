@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SqliteStorage } from '../../storage/sqlite/sqlite-storage.js';
 import type { CertificateSearchStatus, CertificateSelector } from '../../storage/types.js';
 import { renewNow, revokeSelection, selectorIsEmpty } from '../../server/admin/operations.js';
-import { activeIssuerId, listIssuerIds, loadOrCreateCa, rotateGeneratedIntermediate } from '../../server/ca/ca-material.js';
+import { activeIssuerId, addAlternateChain, listIssuerIds, loadOrCreateCa, rotateGeneratedIntermediate } from '../../server/ca/ca-material.js';
 import { normalizeSerialHex } from '../../server/ca/certificate-builder.js';
 import { CONFIG_FIELDS, type Config } from '../../server/config.js';
 import { OperationError, UsageError } from './admin-commands.js';
@@ -19,13 +19,16 @@ export const CA_HELP = `  acme-ca init [--intermediate-cert F --intermediate-key
   acme-ca renew-now SERIAL... | SELECTORS [--reason TEXT] [--json]
                                          tell the clients of the selected certificates (via ARI) to renew now
   acme-ca intermediate rotate [--json]   new intermediate from the generated root; a running server switches to it
+  acme-ca intermediate alternate --chain FILE [--issuer ID] [--json]
+                                         add a cross-signed chain for an intermediate (offered as
+                                         Link rel="alternate" after SIGHUP or a restart)
 `;
 
 const SELECTOR_OPTIONS = {
   account: { type: 'string' }, scope: { type: 'string' }, suffix: { type: 'string' }, issuer: { type: 'string' },
   'issued-before': { type: 'string' }, reason: { type: 'string' }, json: { type: 'boolean' }, status: { type: 'string' },
   limit: { type: 'string' }, pem: { type: 'boolean' }, 'intermediate-cert': { type: 'string' }, 'intermediate-key': { type: 'string' },
-  'root-cert': { type: 'string' }, 'config-out': { type: 'string' },
+  'root-cert': { type: 'string' }, 'config-out': { type: 'string' }, chain: { type: 'string' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof SELECTOR_OPTIONS; allowPositionals: true }>>['values'];
@@ -103,6 +106,15 @@ export async function runCaCommand(cmd: string, sub: string | undefined, args: s
     const previous = activeIssuerId(config.dataDir);
     const id = await rotateGeneratedIntermediate(config.dataDir, config.ca.organization);
     out(json, { active: id, previous }, `New intermediate ${id.slice(0, 16)} is active (previous ${previous?.slice(0, 16) ?? 'none'}); a running server switches within a second,\nand the previous one keeps signing its CRL until its certificates expire.`);
+    return;
+  }
+
+  if (cmd === 'intermediate' && sub === 'alternate') {
+    if (!values.chain) throw new UsageError('intermediate alternate needs --chain FILE');
+    const id = values.issuer ? listIssuerIds(config.dataDir).find((i) => i.startsWith(values.issuer!)) : activeIssuerId(config.dataDir);
+    if (!id) throw new UsageError(`no issuer ${values.issuer ?? '(active)'} in ${config.dataDir}`);
+    const path = addAlternateChain(config.dataDir, id, readFileSync(resolve(values.chain), 'utf8'));
+    out(json, { issuer: id, file: path }, `Alternate chain for ${id.slice(0, 16)} written to ${path}; send SIGHUP to a running server to offer it.`);
     return;
   }
 

@@ -42,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
   if (cmd === 'serve') { await import('../../server/main.js'); return; }
   // The log commands talk to a server over HTTPS and need no local configuration.
   if (cmd === 'log') return runLogCommand(sub, rest);
-  if (cmd === 'init' || cmd === 'cert' || cmd === 'renew-now' || (cmd === 'intermediate' && sub === 'rotate')) {
+  if (cmd === 'init' || cmd === 'cert' || cmd === 'renew-now' || (cmd === 'intermediate' && (sub === 'rotate' || sub === 'alternate'))) {
     if (rest.includes('--help') || sub === '--help') { process.stdout.write(HELP); return; }
     return runCaCommand(cmd, sub, rest, loadConfig());
   }

@@ -1,10 +1,10 @@
 import { X509Certificate } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { normalizeSerialHex } from '../ca/certificate-builder.js';
 import { toPem } from '../ca/pem.js';
 import { certificateRevokedEntry, type RevokedBy } from '../log/entry.js';
 import type { AcmeContext } from './context.js';
-import { spkiSha256 } from './jws.js';
+import { spkiSha256, type VerifiedJws } from './jws.js';
 import { payloadObject, postJws, requireOwner } from './jws-route.js';
 import { problem } from './problems.js';
 
@@ -12,13 +12,24 @@ import { problem } from './problems.js';
 const REASONS = new Set([0, 1, 2, 3, 4, 5, 6, 8, 9, 10]);
 
 export function certificateRoutes(app: FastifyInstance, ctx: AcmeContext): void {
-  postJws(app, ctx, '/acme/cert/:id', 'kid', async (v, req, reply) => {
-    const { id } = req.params as { id: string };
+  // The default chain, and alternates (RFC 8555 §7.4.2) when the issuer has cross-signed twins.
+  const download = async (v: VerifiedJws, id: string, alternate: number | null, reply: FastifyReply): Promise<string> => {
     const cert = await ctx.store.getCertificate(id);
     if (!cert) throw problem('malformed', `no certificate ${id}`, 404);
     requireOwner(v, cert.accountId, 'certificate');
+    const alternates = ctx.issuers.byId(cert.issuerId)?.alternateChains ?? [];
+    if (alternate !== null && (alternate < 1 || alternate > alternates.length)) throw problem('malformed', `certificate ${id} has no alternate chain ${alternate}`, 404);
+    const links = alternates.map((_, i) => `<${ctx.urls.certificate(id)}/alt/${i + 1}>;rel="alternate"`).filter((_, i) => i + 1 !== alternate);
+    if (alternate !== null) links.unshift(`<${ctx.urls.certificate(id)}>;rel="alternate"`);
+    if (links.length > 0) reply.header('Link', links.join(', '));
     reply.header('Content-Type', 'application/pem-certificate-chain');
-    return toPem('CERTIFICATE', cert.der) + cert.chainPem;
+    return toPem('CERTIFICATE', cert.der) + (alternate === null ? cert.chainPem : alternates[alternate - 1]);
+  };
+  postJws(app, ctx, '/acme/cert/:id', 'kid', async (v, req, reply) => download(v, (req.params as { id: string }).id, null, reply));
+  postJws(app, ctx, '/acme/cert/:id/alt/:n', 'kid', async (v, req, reply) => {
+    const { id, n } = req.params as { id: string; n: string };
+    if (!/^\d{1,3}$/.test(n)) throw problem('malformed', 'alternate chains are numbered from 1', 404);
+    return download(v, id, Number(n), reply);
   });
 
   // Revocation by the account that owns the certificate (kid) or by the certificate's key (jwk).

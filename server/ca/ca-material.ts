@@ -23,6 +23,11 @@ export interface Issuer {
   keyId: Uint8Array;
   /** PEM of the intermediate followed by any further intermediates up to (not including) the root. */
   chainPem: string;
+  /**
+   * Other chains for the same intermediate key (e.g. cross-signed by another root), each the PEM
+   * certificates that follow the leaf; offered with Link rel="alternate" (RFC 8555 §7.4.2).
+   */
+  alternateChains: string[];
   notAfter: Date;
 }
 
@@ -180,6 +185,38 @@ export function listIssuerIds(dataDir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : [];
 }
 
+export function readAlternateChains(dataDir: string, id: string): string[] {
+  const dir = join(caFiles(dataDir).issuers, id);
+  return existsSync(dir) ? readdirSync(dir).filter((n) => /^alternate-\d+\.pem$/.test(n)).sort().map((n) => readFileSync(join(dir, n), 'utf8')) : [];
+}
+
+/**
+ * Adds an alternate chain for an issuer: its first certificate must carry the issuer's subject and
+ * public key (a cross-signed twin), so a leaf verifies through it to another root.
+ */
+export function addAlternateChain(dataDir: string, issuerId: string, chainPem: string, now = new Date()): string {
+  const files = issuerFiles(dataDir, issuerId);
+  if (!existsSync(files.cert)) throw new CaImportError(`no issuer ${issuerId} in ${dataDir}`);
+  const issuer = new X509Certificate(readFileSync(files.cert, 'utf8'));
+  const ders = pemCertificates(chainPem);
+  if (ders.length === 0) throw new CaImportError('the alternate chain holds no PEM CERTIFICATE');
+  const twin = new X509Certificate(Buffer.from(ders[0]));
+  if (twin.subject !== issuer.subject || !twin.publicKey.equals(issuer.publicKey)) {
+    throw new CaImportError(`the alternate chain's first certificate ("${twin.subject}") is not the intermediate "${issuer.subject}" with the same key`);
+  }
+  if (new Date(twin.validTo).getTime() <= now.getTime()) throw new CaImportError(`the alternate intermediate expired on ${new Date(twin.validTo).toISOString()}`);
+  const ours = Buffer.from(subjectKeyId(parseCertificate(pemCertificates(readFileSync(files.cert, 'utf8'))[0])));
+  const theirs = Buffer.from(subjectKeyId(parseCertificate(ders[0])));
+  if (!ours.equals(theirs)) {
+    throw new CaImportError(`the alternate intermediate's subject key identifier (${theirs.toString('hex')}) differs from ours (${ours.toString('hex')}); issued certificates name their issuer by it, so re-sign it with subjectKeyIdentifier=${ours.toString('hex').replace(/(..)(?!$)/g, '$1:')}`);
+  }
+  const dir = join(caFiles(dataDir).issuers, issuerId);
+  const n = readdirSync(dir).filter((f) => /^alternate-\d+\.pem$/.test(f)).length + 1;
+  const path = join(dir, `alternate-${n}.pem`);
+  writeFileAtomic(path, ders.map((d) => toPem('CERTIFICATE', d)).join(''), false);
+  return path;
+}
+
 /** Loads one issuer; the active one must be currently valid, retired ones may have expired. */
 export async function loadIssuer(dataDir: string, id: string, rootPem: string, now: Date, opts: { active: boolean }): Promise<Issuer> {
   const files = issuerFiles(dataDir, id);
@@ -189,7 +226,8 @@ export async function loadIssuer(dataDir: string, id: string, rootPem: string, n
   if (opts.active) checkIntermediate(certPem, key, [chainPem], rootPem, now);
   const certDer = pemCertificates(certPem)[0];
   const cert = parseCertificate(certDer);
-  return { id, certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, keyId: subjectKeyId(cert), chainPem, notAfter: cert.notAfter.value };
+  const alternateChains = readAlternateChains(dataDir, id);
+  return { id, certDer, certPem: toPem('CERTIFICATE', certDer), cert, key, keyId: subjectKeyId(cert), chainPem, alternateChains, notAfter: cert.notAfter.value };
 }
 
 export interface CaSource {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { activeIssuerId, caFiles, listIssuerIds, loadIssuer, type Issuer } from './ca-material.js';
+import { activeIssuerId, caFiles, listIssuerIds, loadIssuer, readAlternateChains, type Issuer } from './ca-material.js';
 
 /**
  * Every intermediate this CA has issued with: the active one signs new certificates, retired ones
@@ -32,6 +32,11 @@ export class IssuerRegistry {
   active(): Issuer { return this.current; }
   all(): Issuer[] { return [...this.known.values()]; }
   byId(id: string): Issuer | undefined { return this.known.get(id); }
+
+  /** Re-reads every issuer's alternate chains (SIGHUP), keeping keys and certificates as loaded. */
+  reloadAlternates(): void {
+    for (const issuer of this.known.values()) issuer.alternateChains = readAlternateChains(this.dataDir, issuer.id);
+  }
 
   /** Re-reads the active-issuer pointer; returns the previous issuer when it changed. */
   async refresh(now = new Date()): Promise<Issuer | null> {
