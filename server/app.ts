@@ -43,8 +43,9 @@ async function registerOps(app: FastifyInstance, o: AppOptions): Promise<void> {
 }
 
 /** The ops listener's app (health, readiness, metrics, admin), on its own address. */
-export async function buildOpsApp(o: AppOptions, tls: { certPem: string; keyPem: string } | null): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: o.log, ...(tls ? { https: { cert: tls.certPem, key: tls.keyPem } } : {}), exposeHeadRoutes: false, return503OnClosing: true }) as unknown as FastifyInstance;
+export async function buildOpsApp(o: AppOptions, tls: { certPem: string; keyPem: string; clientCa?: string[] } | null): Promise<FastifyInstance> {
+  const https = tls ? { cert: tls.certPem, key: tls.keyPem, ...(tls.clientCa ? { requestCert: true, rejectUnauthorized: false, ca: tls.clientCa } : {}) } : null;
+  const app = Fastify({ loggerInstance: o.log, ...(https ? { https } : {}), exposeHeadRoutes: false, return503OnClosing: true }) as unknown as FastifyInstance;
   app.addHook('onRoute', (r) => {
     for (const method of [r.method].flat()) o.routes?.push({ method, url: r.url, schema: r.schema as Record<string, unknown> | undefined });
   });

@@ -22,6 +22,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'listen', env: 'ACME_CA_LISTEN', kind: 'url', default: 'https://localhost:14000', description: 'HTTPS address the ACME server listens on (https://host:port).' },
   { key: 'externalUrl', env: 'ACME_CA_EXTERNAL_URL', kind: 'url', default: null, description: 'Base URL clients use to reach the server, when it differs from `listen` (e.g. behind a load balancer).' },
   { key: 'opsListen', env: 'ACME_CA_OPS_LISTEN', kind: 'url', default: null, description: 'Separate address (http:// or https://host:port) for /healthz, /readyz, /metrics and the admin API; on the ACME listener when unset.' },
+  { key: 'adminClientCertNames', env: 'ACME_CA_ADMIN_CLIENT_CERT_NAMES', kind: 'stringList', default: [], description: 'Names (DNS, IP or URI SANs) of client certificates issued by this CA that may use the admin API without a token (mTLS); the listener then asks clients for an optional certificate.' },
   { key: 'logLevel', env: 'ACME_CA_LOG_LEVEL', kind: 'level', default: 'info', description: 'Log level: fatal, error, warn, info, debug, trace or silent.' },
   { key: 'serverNames', env: 'ACME_CA_SERVER_NAMES', kind: 'stringList', default: [], description: 'Extra DNS names or IPs for the server\'s own HTTPS certificate (comma-separated in the environment).' },
   { key: 'acme.termsOfService', env: 'ACME_CA_TERMS_OF_SERVICE', kind: 'url', default: null, description: 'URL of the terms of service; when set, new accounts must agree to them.' },
@@ -62,6 +63,7 @@ export interface Config {
   listen: URL;
   externalUrl: URL;
   opsListen: URL | null;
+  adminClientCertNames: string[];
   logLevel: string;
   serverNames: string[];
   acme: {
@@ -253,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     listen,
     externalUrl: external ? new URL(external) : listen,
     opsListen: sn('opsListen') ? new URL(s('opsListen')) : null,
+    adminClientCertNames: values.get('adminClientCertNames') as string[],
     logLevel: s('logLevel'),
     serverNames: values.get('serverNames') as string[],
     acme: {

@@ -159,12 +159,14 @@ export async function startServer(config: Config, log: Logger, now: () => number
   };
   const meshStore = new SqliteMeshStore(store.db);
   const mesh: MeshDeps = {
-    signer: new MeshSigner({ store, mesh: meshStore, issuer: () => ca.issuer, rootPem: ca.rootPem, policy: () => policy.current(), now, backdateMs: config.certificates.backdateMs, logAppended: () => publisher.notify() }),
-    meshStore, store, policy: () => policy.current(), issuer: () => ca.issuer, rootPem: ca.rootPem, now,
+    signer: new MeshSigner({ store, mesh: meshStore, issuer: () => issuers.active(), rootPem: ca.rootPem, policy: () => policy.current(), now, backdateMs: config.certificates.backdateMs, logAppended: () => publisher.notify() }),
+    meshStore, store, policy: () => policy.current(), issuer: () => issuers.active(), rootPem: ca.rootPem, now,
     vaultPrefix: config.mesh.vaultPrefix, clientCertAuth: config.mesh.clientCertAuth,
   };
-  // Client certificates (mesh credentials) are verified against this CA only.
-  const clientCa = config.mesh.clientCertAuth ? [ca.rootPem, ca.issuer.chainPem] : undefined;
+  // Client certificates (mesh credentials, operators) are verified against this CA only.
+  const wantClientCerts = config.mesh.clientCertAuth || config.adminClientCertNames.length > 0;
+  const clientCaPems = (): string[] | undefined => (wantClientCerts ? [ca.rootPem, ...issuers.all().map((i) => i.chainPem)] : undefined);
+  const clientCa = clientCaPems();
   const routes: RouteInfo[] = [];
   // Every issuer has a CRL before the first request: relying parties never find none.
   await crls.refresh(false);
@@ -174,7 +176,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
     caCerts: { rootPem: ca.rootPem, chainPem: () => issuers.active().chainPem, crl: (id) => crls.current(id) },
     separateOps: config.opsListen !== null,
     admin: {
-      store, secrets: ctx.secrets, policy, now, reloadPolicy: () => reloadPolicy(),
+      store, secrets: ctx.secrets, policy, now, reloadPolicy: () => reloadPolicy(), clientCertNames: config.adminClientCertNames,
       issuerIds: () => issuers.all().map((i) => i.id),
       activeIssuerId: () => issuers.active().id,
       rotateIntermediate: async () => {
@@ -193,7 +195,7 @@ export async function startServer(config: Config, log: Logger, now: () => number
   if (crlApp && config.crl.listen) {
     await crlApp.listen({ host: config.crl.listen.hostname.replace(/^\[|\]$/g, ''), port: Number(config.crl.listen.port || 80) });
   }
-  const opsApp = config.opsListen ? await buildOpsApp(appOptions, config.opsListen.protocol === 'https:' ? tls : null) : null;
+  const opsApp = config.opsListen ? await buildOpsApp(appOptions, config.opsListen.protocol === 'https:' ? { ...tls, clientCa } : null) : null;
   if (opsApp && config.opsListen) {
     await opsApp.listen({ host: config.opsListen.hostname.replace(/^\[|\]$/g, ''), port: Number(config.opsListen.port || (config.opsListen.protocol === 'https:' ? 443 : 80)) });
   }
@@ -205,7 +207,8 @@ export async function startServer(config: Config, log: Logger, now: () => number
     if (next.certPem === tls.certPem) return false;
     tls = next;
     // setSecureContext replaces the whole context, so the client-certificate trust goes along.
-    (app.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem, ...(clientCa ? { ca: clientCa } : {}) });
+    const ca = clientCaPems();
+    (app.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem, ...(ca ? { ca } : {}) });
     if (opsApp && config.opsListen?.protocol === 'https:') (opsApp.server as unknown as TlsServer).setSecureContext({ cert: next.certPem, key: next.keyPem });
     log.info({ names: next.names }, 'server TLS certificate renewed');
     return true;

@@ -83,7 +83,7 @@ test('an end-to-end issuance with EAB, admin and log API calls leaves no secret 
     c.close();
 
     const canaries: Array<[string, string]> = [
-      ['admin token', admin.token], ['admin token secret', admin.token.split('_').pop()!], ['EAB HMAC key', eab.hmacKey],
+      ['admin token', admin.token], ['admin token secret', admin.token.slice('acmeca_'.length + 17)], ['EAB HMAC key', eab.hmacKey],
       ['log read token', readToken], ['account private key', String(accountKey.privateKey.export({ format: 'jwk' }).d)],
     ];
     // Every private key in the data folder, as its base64 body.
@@ -156,5 +156,64 @@ test('a separate ops listener serves health, readiness and metrics; the ACME lis
     assert.equal((await get(`${origin}/ca/root.pem`, rootPem)).status, 200, 'the CA certificates stay next to the ACME API');
   } finally {
     await ca.stop();
+  }
+});
+
+test('the admin API accepts an operator client certificate from this CA (mTLS), and refuses revoked or foreign ones', async () => {
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'acme-admin-mtls-'));
+  const [httpsPort, http01Port] = await freePorts(2);
+  const responder = new Http01Responder();
+  await responder.start(http01Port);
+  const server = await startServer(loadConfig({
+    ACME_CA_DATA_DIR: join(tmp, 'data'), ACME_CA_LISTEN: `https://127.0.0.1:${httpsPort}`, ACME_CA_HTTP01_PORT: String(http01Port),
+    ACME_CA_ADMIN_CLIENT_CERT_NAMES: '127.0.0.1',
+  }, tmp), createLogger('silent'));
+  try {
+    const rootPem = readFileSync(join(tmp, 'data/root.pem'), 'utf8');
+    const base = new URL(server.directoryUrl).origin;
+    const c = await AcmeTestClient.connect(server.directoryUrl, rootPem);
+    assert.equal((await c.newAccount(await generateAccountKey('ES256'))).status, 201);
+    const res = await c.newOrder([{ type: 'ip', value: '127.0.0.1' }]);
+    const url = header(res, 'location')!;
+    await completeHttp01(c, asOrder(res.body), responder);
+    const ready = asOrder((await c.poll(url, (b) => asOrder(b).status === 'ready')).body);
+    const keys = await generateCsrKey('P-256');
+    await c.finalize(ready.finalize, await buildCsr({ keys, ipAddresses: ['127.0.0.1'] }));
+    const valid = asOrder((await c.poll(url, (b) => asOrder(b).status === 'valid')).body);
+    const chain = (await c.downloadCert(valid.certificate!)).text;
+    const { webcrypto } = await import('../server/ca/crypto-engine.js');
+    const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+    const keyPem = `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString('base64')}\n-----END PRIVATE KEY-----\n`;
+    const withCert = (cert: string, key: string): Promise<{ status: number; body: string }> => new Promise((resolve, reject) => {
+      const req = httpsRequest(`${base}/admin/v1/eab-keys`, { method: 'GET', ca: rootPem, cert, key, agent: false, timeout: 10_000 }, (r) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (x: Buffer) => chunks.push(x));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const ok = await withCert(chain, keyPem);
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal((await get(`${base}/admin/v1/eab-keys`, rootPem)).status, 401, 'no token and no certificate');
+    // A certificate from another CA, with the allowed name, is refused.
+    const { generateKeyPairSync } = await import('node:crypto');
+    const foreignKey = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    await fsp.writeFile(join(tmp, 'foreign.key'), foreignKey);
+    const { execFileSync } = await import('node:child_process');
+    const foreign = execFileSync('openssl', ['req', '-x509', '-new', '-key', join(tmp, 'foreign.key'), '-subj', '/CN=intruder', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    const refused = await withCert(foreign, foreignKey);
+    assert.equal(refused.status, 403);
+    assert.match(refused.body, /not issued by this CA/);
+    // Revoked: refused although the chain is fine.
+    assert.equal((await c.revoke(new Uint8Array(new X509Certificate(splitPem(chain)[0]).raw), { signWith: 'account', reason: 4 })).status, 200);
+    const revoked = await withCert(chain, keyPem);
+    assert.equal(revoked.status, 403);
+    assert.match(revoked.body, /revoked/);
+    c.close();
+  } finally {
+    await server.close();
+    await responder.close();
+    rmSync(tmp, { recursive: true, force: true });
   }
 });

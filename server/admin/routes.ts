@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { CertificateSelector, Identifier, Storage } from '../../storage/types.js';
 import { normalizeSerialHex } from '../ca/certificate-builder.js';
@@ -19,6 +20,8 @@ export interface AdminDeps {
   reloadPolicy: () => ReloadResult | null;
   /** Creates a new intermediate (generated CA) and switches issuance to it; returns its id. */
   rotateIntermediate: () => Promise<string>;
+  /** SANs of client certificates (issued by this CA, not revoked) accepted instead of a token. */
+  clientCertNames: string[];
   issuerIds: () => string[];
   activeIssuerId: () => string;
   /** Revocations and other log appends happened: CRLs and checkpoints should follow. */
@@ -100,6 +103,24 @@ export function checkPolicy(policy: PolicyStore, input: PolicyCheckInput): Polic
   return { allowed: true, scope: input.scope, profile: d.profile.name, problem: null, detail: d.reasons.join('; '), denials: [], policyVersion: p.version };
 }
 
+/**
+ * mTLS for operators: the TLS layer verified the chain to this CA; here the certificate must name
+ * an allowed identity and must not be revoked. `reason` is set when a certificate was presented
+ * but is not acceptable.
+ */
+async function adminClientCertificate(socket: unknown, deps: AdminDeps): Promise<{ ok: boolean; reason?: string }> {
+  const tls = socket as TLSSocket;
+  if (typeof tls.getPeerX509Certificate !== 'function') return { ok: false };
+  const peer = tls.getPeerX509Certificate();
+  if (!peer) return { ok: false };
+  if (!tls.authorized) return { ok: false, reason: `the client certificate is not issued by this CA (${String(tls.authorizationError)})` };
+  const names = (peer.subjectAltName ?? '').split(', ').map((n) => n.replace(/^(DNS|IP Address|URI):/, ''));
+  if (!names.some((n) => deps.clientCertNames.includes(n))) return { ok: false, reason: `the client certificate (${names.join(', ')}) is not one of adminClientCertNames` };
+  const stored = await deps.store.getCertificateBySerial(normalizeSerialHex(peer.serialNumber));
+  if (stored?.status === 'revoked') return { ok: false, reason: 'the client certificate was revoked' };
+  return { ok: true };
+}
+
 function sendProblem(reply: FastifyReply, status: number, kind: string, detail: string): FastifyReply {
   return reply.code(status).header('Content-Type', 'application/problem+json').send(JSON.stringify({ type: `urn:acme-ca:error:${kind}`, status, detail }));
 }
@@ -107,7 +128,13 @@ function sendProblem(reply: FastifyReply, status: number, kind: string, detail: 
 /** Operator endpoints under /admin/v1, each requiring a bearer token with the "admin" scope. */
 export function adminRoutes(app: FastifyInstance, deps: AdminDeps): void {
   app.addHook('onRequest', async (req, reply) => {
-    const check = await checkApiToken(deps.store, bearer(req.headers.authorization), 'admin', deps.now());
+    const presented = bearer(req.headers.authorization);
+    if (!presented && deps.clientCertNames.length > 0) {
+      const cert = await adminClientCertificate(req.raw.socket, deps);
+      if (cert.ok) return;
+      if (cert.reason) return sendProblem(reply, 403, 'forbidden', cert.reason);
+    }
+    const check = await checkApiToken(deps.store, presented, 'admin', deps.now());
     if (!check.ok) {
       const missing = check.reason.startsWith('an Authorization');
       return sendProblem(reply.header('WWW-Authenticate', 'Bearer'), check.reason.includes('scope') ? 403 : 401, missing ? 'unauthorized' : 'forbidden', check.reason);
