@@ -32,6 +32,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { key: 'acme.orderLifetime', kind: 'duration', default: '24h', description: 'How long a pending order and its authorizations stay valid.' },
   { key: 'acme.ordersPageSize', kind: 'integer', default: 100, min: 1, max: 1000, description: 'Orders per page in an account\'s orders list.' },
   { key: 'acme.maxBodyBytes', kind: 'integer', default: 65536, min: 1024, max: 1048576, description: 'Largest accepted request body.' },
+  { key: 'acme.finalizeWait', kind: 'duration', default: '2s', description: 'How long finalize waits for the signature before answering `processing` (0 answers at once).' },
+  { key: 'acme.validationWait', kind: 'duration', default: '1s', description: 'How long a challenge POST waits for the validation result before answering `processing`.' },
   { key: 'acme.retryAfterSeconds', kind: 'integer', default: 1, min: 1, max: 60, description: '`Retry-After` on pending authorizations and processing orders.' },
   { key: 'policyFile', env: 'ACME_CA_POLICY_FILE', kind: 'path', default: null, description: 'Issuance policy file (profiles, scopes, rate limits; see docs/policy.md). Reloaded on SIGHUP. Built-in permissive policy when unset.' },
   { key: 'certificates.backdate', kind: 'duration', default: '1m', description: 'How far notBefore is set in the past, to absorb clock skew.' },
@@ -75,6 +77,8 @@ export interface Config {
     ordersPageSize: number;
     maxBodyBytes: number;
     retryAfterSeconds: number;
+    finalizeWaitMs: number;
+    validationWaitMs: number;
   };
   policyFile: string | null;
   certificates: { backdateMs: number };
@@ -267,6 +271,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       ordersPageSize: n('acme.ordersPageSize'),
       maxBodyBytes: n('acme.maxBodyBytes'),
       retryAfterSeconds: n('acme.retryAfterSeconds'),
+      finalizeWaitMs: d('acme.finalizeWait'),
+      validationWaitMs: d('acme.validationWait'),
     },
     policyFile: sn('policyFile') ? resolve(cwd, s('policyFile')) : null,
     certificates: { backdateMs: d('certificates.backdate') },

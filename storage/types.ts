@@ -266,10 +266,11 @@ export interface Storage {
   revokeEabKey(id: string, at: number): Promise<boolean>;
 
   /**
-   * Reads a rate-limit bucket, lets `decide` (pure) compute the new state, and writes it back, in
-   * one transaction so that replicas sharing the store count together.
+   * Reads each rate-limit bucket in turn, lets `decide` (pure) compute its new state, and writes it
+   * back, all in one transaction so that replicas sharing the store count together. Stops at the
+   * first bucket that refuses; returns the decisions made (the last one refused, if any did).
    */
-  consumeRateLimit(key: string, decide: (state: RateLimitState | null) => RateLimitDecision): Promise<RateLimitDecision>;
+  consumeRateLimits(checks: Array<{ key: string; decide: (state: RateLimitState | null) => RateLimitDecision }>): Promise<RateLimitDecision[]>;
   getAccount(id: string): Promise<AccountRecord | null>;
   getAccountByThumbprint(thumbprint: string): Promise<AccountRecord | null>;
   updateAccount(id: string, changes: { status?: AccountStatus; contact?: string[] }): Promise<AccountRecord>;

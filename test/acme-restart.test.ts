@@ -141,6 +141,8 @@ before(async () => {
   responder = new Http01Responder();
   await responder.start(http01Port);
   directoryUrl = `https://127.0.0.1:${httpsPort}/directory`;
+  const configFile = path.join(tmp, 'config.yaml');
+  await fsp.writeFile(configFile, 'acme:\n  finalizeWait: 0s\n');
   // The test's own settings only: no ACME_CA_* variable of the caller's environment leaks in.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ACME_CA_')));
   env = {
@@ -151,6 +153,8 @@ before(async () => {
     // IP identifiers only; an unanswered resolver keeps any name lookup off the real DNS.
     ACME_CA_DNS_RESOLVER: `127.0.0.1:${deadDnsPort}`,
     ACME_CA_LOG_LEVEL: 'warn',
+    // Finalize answers at once, so the crash below lands while the order is still processing.
+    ACME_CA_CONFIG: configFile,
   };
 });
 

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { AcmeContext } from './context.js';
+import { waitAtMost, type AcmeContext } from './context.js';
 import { payloadObject, postJws, requireOwner } from './jws-route.js';
 import { problem } from './problems.js';
 import { authzJson, challengeJson, effectiveAuthzStatus } from './resources.js';
@@ -37,8 +37,12 @@ export function authorizationRoutes(app: FastifyInstance, ctx: AcmeContext): voi
     const siblings = await ctx.store.listChallengesByAuthz(authz.id);
     const busy = siblings.find((c) => c.id !== id && c.status === 'processing');
     if (busy) throw problem('malformed', `challenge ${busy.type} of this authorization is already being validated; wait for its result`, 409);
-    if (await ctx.store.transitionChallenge(id, ['pending'], 'processing')) ctx.validations.schedule(id);
-    reply.header('Retry-After', String(ctx.config.acme.retryAfterSeconds));
-    return challengeJson((await ctx.store.getChallenge(id))!, ctx.urls);
+    if (await ctx.store.transitionChallenge(id, ['pending'], 'processing')) {
+      // A local validation usually completes within milliseconds; a short wait spares a poll.
+      await waitAtMost(ctx.validations.schedule(id), ctx.config.acme.validationWaitMs);
+    }
+    const after = (await ctx.store.getChallenge(id))!;
+    if (after.status === 'processing') reply.header('Retry-After', String(ctx.config.acme.retryAfterSeconds));
+    return challengeJson(after, ctx.urls);
   });
 }

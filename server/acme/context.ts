@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Storage } from '../../storage/types.js';
 import type { Config } from '../config.js';
 import type { Issuer } from '../ca/ca-material.js';
+import type { ParsedCsr } from '../ca/csr.js';
 import type { IssuerRegistry } from '../ca/issuer-registry.js';
 import type { KeyCache } from './jws.js';
 import type { NonceService } from './nonces.js';
@@ -10,8 +11,16 @@ import type { SecretBox } from '../admin/key-encryption.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { PolicyStore } from '../policy/policy-store.js';
 
-export interface ValidationScheduler { schedule(challengeId: string): void }
-export interface IssuanceScheduler { schedule(orderId: string): void }
+export interface ValidationScheduler { schedule(challengeId: string): Promise<void> }
+export interface IssuanceScheduler { schedule(orderId: string, csr?: ParsedCsr): Promise<void> }
+
+/** Waits for `work` at most `ms`; the work goes on either way. */
+export async function waitAtMost(work: Promise<void>, ms: number): Promise<void> {
+  if (ms <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work, new Promise<void>((r) => { timer = setTimeout(r, ms); })]);
+  clearTimeout(timer);
+}
 
 /** What the ACME routes need, injected so tests can supply their own clock. */
 export interface AcmeContext {

@@ -4,7 +4,7 @@ import type { Identifier } from '../../storage/types.js';
 import { CsrError, parseCsr, type ParsedCsr } from '../ca/csr.js';
 import { evaluateCsrUris, evaluateKey, evaluateOrder } from '../policy/evaluate.js';
 import { recordDenial, refusalProblem } from './order-policy.js';
-import type { AcmeContext } from './context.js';
+import { waitAtMost, type AcmeContext } from './context.js';
 import { spkiSha256 } from './jws.js';
 import { payloadObject, postJws, requireOwner } from './jws-route.js';
 import { problem } from './problems.js';
@@ -82,8 +82,12 @@ export function finalizeRoutes(app: FastifyInstance, ctx: AcmeContext): void {
     }
     const moved = await ctx.store.transitionOrder(order.id, ['ready'], 'processing', { csr: der });
     if (!moved) throw problem('orderNotReady', 'the order was finalized by a concurrent request');
-    ctx.issuance.schedule(order.id);
-    reply.header('Location', ctx.urls.order(order.id)).header('Retry-After', String(ctx.config.acme.retryAfterSeconds));
-    return renderOrder(ctx, order.id);
+    // Signing takes milliseconds: waiting briefly lets most clients see a valid order at once
+    // instead of sleeping a whole Retry-After second; a slow signature still answers processing.
+    await waitAtMost(ctx.issuance.schedule(order.id, csr), ctx.config.acme.finalizeWaitMs);
+    reply.header('Location', ctx.urls.order(order.id));
+    const body = await renderOrder(ctx, order.id);
+    if (body.status === 'processing') reply.header('Retry-After', String(ctx.config.acme.retryAfterSeconds));
+    return body;
   });
 }

@@ -48,9 +48,11 @@ export async function enforceRateLimits(ctx: AcmeContext, account: AccountRecord
     { name: 'ordersPerScope', key: `scope:${scopeName}`, limit: limits.ordersPerScope },
   ];
   if (!isRenewal) checks.push({ name: 'duplicateCertificates', key: `dup:${nameSetKey(identifiers)}`, limit: limits.duplicateCertificates });
-  for (const c of checks) {
-    const d = await ctx.store.consumeRateLimit(c.key, (state) => tokenBucket(state, c.limit, ctx.now()));
-    if (d.allowed) continue;
+  const decisions = await ctx.store.consumeRateLimits(checks.map((c) => ({ key: c.key, decide: (state) => tokenBucket(state, c.limit, ctx.now()) })));
+  const refusedAt = decisions.findIndex((d) => !d.allowed);
+  if (refusedAt >= 0) {
+    const c = checks[refusedAt];
+    const d = decisions[refusedAt];
     ctx.metrics.rateLimitHits.inc({ limit: c.name });
     const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
     const what = c.name === 'ordersPerAccount' ? 'new orders for this account'

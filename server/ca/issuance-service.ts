@@ -6,7 +6,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { OID } from './certificate-builder.js';
 import type { Issuer } from './ca-material.js';
 import type { SanEntry } from './certificate-builder.js';
-import { parseCsr } from './csr.js';
+import { parseCsr, type ParsedCsr } from './csr.js';
 import { issueLeaf } from './leaf.js';
 import { newId } from '../acme/ids.js';
 import { certificateIssuedEntry } from '../log/entry.js';
@@ -27,7 +27,7 @@ const EKU_OID: Record<ExtKeyUsageName, string> = { serverAuth: OID.serverAuth, c
  * between finalize and signing is recovered by `resume()` at start-up.
  */
 export class IssuanceService {
-  private readonly inFlight = new Set<string>();
+  private readonly inFlight = new Map<string, Promise<void>>();
   private readonly pending = new Set<Promise<void>>();
   /** Called after each issuance commits (the log publisher batches checkpoints from it). */
   onIssued: (() => void) | null = null;
@@ -41,14 +41,20 @@ export class IssuanceService {
     private readonly now: () => number,
   ) {}
 
-  schedule(orderId: string): void {
-    if (this.inFlight.has(orderId)) return;
-    this.inFlight.add(orderId);
-    const p = new Promise<void>((resolve) => setImmediate(resolve))
-      .then(() => this.issue(orderId))
+  /**
+   * Signs in the background; the promise settles when the order is valid or invalid. `csr` is the
+   * already parsed CSR when the caller has it (finalize); after a restart it is parsed again.
+   */
+  schedule(orderId: string, csr?: ParsedCsr): Promise<void> {
+    const running = this.inFlight.get(orderId);
+    if (running) return running;
+    const p: Promise<void> = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.issue(orderId, csr))
       .catch((e: unknown) => this.log.error({ orderId, err: e }, 'issuance failed'))
       .finally(() => { this.inFlight.delete(orderId); this.pending.delete(p); });
+    this.inFlight.set(orderId, p);
     this.pending.add(p);
+    return p;
   }
 
   async resume(): Promise<number> {
@@ -62,11 +68,12 @@ export class IssuanceService {
     await Promise.allSettled([...this.pending]);
   }
 
-  private async issue(orderId: string): Promise<void> {
+  private async issue(orderId: string, parsed?: ParsedCsr): Promise<void> {
     const order = await this.store.getOrder(orderId);
     if (!order || order.status !== 'processing' || !order.csr) return;
     try {
-      const csr = await parseCsr(order.csr);
+      // Finalize checked the CSR's signature before storing it; only its contents are needed now.
+      const csr = parsed ?? await parseCsr(order.csr, { verifySignature: false });
       const issuer = this.issuer();
       const now = this.now();
       const profile = this.opts.profile(order.profile);

@@ -1,6 +1,9 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import * as pkijs from 'pkijs';
 import { buildCertificate, OID, randomSerial, serialHex, type CertificateTemplate, type SanEntry } from './certificate-builder.js';
 import type { Issuer } from './ca-material.js';
+
+const RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
 
 export interface LeafRequest {
   spkiDer: Uint8Array;
@@ -24,7 +27,8 @@ export function leafTemplate(issuer: Issuer, req: LeafRequest, serial: Uint8Arra
   const firstDns = req.san.find((s) => s.type === 'dns');
   // A CN is only for old clients; RFC 5280 caps it at 64 characters, so long names live in the SAN only.
   const commonName = firstDns && firstDns.value.length <= 64 ? firstDns.value : undefined;
-  const rsa = createPublicKey({ key: Buffer.from(req.spkiDer), format: 'der', type: 'spki' }).asymmetricKeyType === 'rsa';
+  // The key's algorithm from its SPKI (createPublicKey would cost more than the whole signature).
+  const rsa = pkijs.PublicKeyInfo.fromBER(new Uint8Array(req.spkiDer)).algorithm.algorithmId === RSA_ENCRYPTION;
   const notAfter = req.notAfter.getTime() > issuer.notAfter.getTime() ? issuer.notAfter : req.notAfter;
   return {
     serial,

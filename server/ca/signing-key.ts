@@ -5,6 +5,8 @@ import { subtle } from './crypto-engine.js';
 // Key providers (software today, PKCS#11 later) produce this shape.
 export interface SigningKey {
   privateKey: CryptoKey;
+  /** The same key for node:crypto, which signs certificates several times faster than WebCrypto. */
+  privateKeyObject: KeyObject;
   publicKeyObject: KeyObject;
   spkiDer: Uint8Array;
   /** Hash that goes with the curve, e.g. SHA-256 for P-256. */
@@ -32,5 +34,5 @@ export async function signingKeyFromPem(pem: string): Promise<SigningKey> {
   const pkcs8 = keyObject.export({ format: 'der', type: 'pkcs8' });
   const privateKey = await subtle.importKey('pkcs8', pkcs8, { name: 'ECDSA', namedCurve: jwk.crv! }, false, ['sign']);
   const publicKeyObject = createPublicKey(keyObject);
-  return { privateKey, publicKeyObject, spkiDer: new Uint8Array(publicKeyObject.export({ format: 'der', type: 'spki' })), hash };
+  return { privateKey, privateKeyObject: keyObject, publicKeyObject, spkiDer: new Uint8Array(publicKeyObject.export({ format: 'der', type: 'spki' })), hash };
 }

@@ -31,12 +31,21 @@ export class ValidationService {
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms).unref()),
   ) {}
 
-  schedule(challengeId: string): void {
-    if (this.stopped || this.queued.has(challengeId)) return;
+  /** Queues a validation; the promise settles when it has recorded its result (or was not run). */
+  schedule(challengeId: string): Promise<void> {
+    const waiting = this.done.get(challengeId);
+    if (waiting) return waiting.promise;
+    if (this.stopped) return Promise.resolve();
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => { resolve = r; });
+    this.done.set(challengeId, { promise, resolve });
     this.queued.add(challengeId);
     this.queue.push(challengeId);
     this.pump();
+    return promise;
   }
+
+  private readonly done = new Map<string, { promise: Promise<void>; resolve: () => void }>();
 
   async resume(): Promise<number> {
     const list = await this.store.listChallengesByStatus('processing', 10_000);
@@ -47,7 +56,7 @@ export class ValidationService {
   /** Stops taking work and waits for running validations to record their result. */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.queue.length = 0;
+    for (const id of this.queue.splice(0)) { this.done.get(id)?.resolve(); this.done.delete(id); }
     if (this.running === 0) return;
     await new Promise<void>((r) => this.idleWaiters.push(r));
   }
@@ -61,6 +70,8 @@ export class ValidationService {
         .finally(() => {
           this.running--;
           this.queued.delete(id);
+          this.done.get(id)?.resolve();
+          this.done.delete(id);
           if (this.running === 0) this.idleWaiters.splice(0).forEach((r) => r());
           this.pump();
         });
@@ -78,8 +89,9 @@ export class ValidationService {
     // Attempts already spent before a restart count against the bound.
     for (let attempt = ch.attempts + 1; attempt <= this.opts.attempts && !this.stopped; attempt++) {
       result = await this.validators[ch.type].validate(input);
-      await this.store.transitionChallenge(ch.id, ['processing'], 'processing', { attempts: attempt });
       if (result.valid) break;
+      // Only a failed attempt needs recording: a restart then continues the count, not restarts it.
+      await this.store.transitionChallenge(ch.id, ['processing'], 'processing', { attempts: attempt });
       this.log.info({ challengeId: ch.id, type: ch.type, identifier: authz.identifier.value, attempt, detail: result.problem.detail }, 'validation attempt failed');
       if (attempt < this.opts.attempts) await this.sleep(this.opts.retryDelayMs);
     }

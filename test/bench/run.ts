@@ -114,7 +114,6 @@ const log = (s: string): void => { process.stderr.write(`${s}\n`); };
 
 interface ServerRun {
   server: 'ours' | 'pebble';
-  startMs: number;
   warmup: LevelResult;
   keepAlive: KeepAliveProbe;
   levels: LevelResult[];
@@ -163,24 +162,22 @@ async function runServer(kind: 'ours' | 'pebble', a: Args, ctx: { tmp: string; o
       log(`[${kind}] C=${c}: ${r.completed}/${r.orders} orders in ${(r.wallMs / 1000).toFixed(1)} s, ${fmt(r.cpuMsPerOrder)} CPU ms/order, ${r.errors} errors`);
       levels.push(r);
     }
-    return { server: kind, startMs: server.spawnedAt, warmup, keepAlive, levels };
+    return { server: kind, warmup, keepAlive, levels };
   } finally {
     const exit = await server.stop();
-    if (kind === 'ours' && a.cpuProf) log(`[ours] stopped (${JSON.stringify(exit)}); reading the CPU profile`);
-    if (kind === 'ours' && a.cpuProf) {
-      const file = path.join(profDir, `ours-${ctx.runId}.cpuprofile`);
-      if (fs.existsSync(file)) {
-        const w = windows.find((x) => x.label === 'C=8') ?? windows[windows.length - 1];
-        if (w) {
-          const summary = summarizeProfile(file, REPO_ROOT, w.from, w.to);
-          const inclusive = inclusiveTimes(file, HOT_PATHS, w.from, w.to);
-          profiles.set(kind, { ...summary, inclusiveMs: inclusive, levelLabel: w.label });
-        }
-      } else {
-        log(`[ours] no CPU profile at ${file}`);
-      }
-    }
+    if (kind === 'ours' && a.cpuProf) readProfile(path.join(profDir, `ours-${ctx.runId}.cpuprofile`), exit, windows);
   }
+}
+
+/** Summarizes our server's profile over the C=8 level (or the last level run). */
+function readProfile(file: string, exit: { code: number | null; signal: NodeJS.Signals | null }, windows: ReadonlyArray<{ label: string; from: number; to: number }>): void {
+  if (!fs.existsSync(file)) {
+    log(`[ours] no CPU profile at ${file} (server exit ${JSON.stringify(exit)})`);
+    return;
+  }
+  const w = windows.find((x) => x.label === 'C=8') ?? windows[windows.length - 1];
+  if (!w) return;
+  profiles.set('ours', { ...summarizeProfile(file, REPO_ROOT, w.from, w.to), inclusiveMs: inclusiveTimes(file, HOT_PATHS, w.from, w.to), levelLabel: w.label });
 }
 
 const profiles = new Map<string, ProfileSummary & { inclusiveMs: Record<string, number>; levelLabel: string }>();
@@ -193,7 +190,8 @@ async function runScale(a: Args, certs: number, ctx: { tmp: string; dns: TestDns
   try {
     const accounts = await createAccounts(server, a.accounts, a.defaultPollMs);
     const common = { accounts, responder: ctx.responder, defaultPollMs: a.defaultPollMs, settleMs: settleMs(a), orderTimeoutMs: 120_000 };
-    await runLevel(server, { ...common, label: 'warm-up', concurrency: 4, work: ctx.warm });
+    // --quick has no time for a warm-up here: both scale runs are then equally cold.
+    if (!a.quick) await runLevel(server, { ...common, label: 'warm-up', concurrency: 4, work: ctx.warm });
     const level = await runLevel(server, { ...common, label: `${certs} certs C=${a.scaleConcurrency}`, concurrency: a.scaleConcurrency, work: ctx.work });
     log(`[scale] ${certs.toLocaleString('en-US')} certs: ${fmt(level.cpuMsPerOrder)} CPU ms/order, ${level.errors} errors`);
     return { certificates: certs, prefill, level };
@@ -262,7 +260,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   if (a.cpuProf) notes.push('our server ran under node --cpu-prof: its CPU figures include profiler overhead');
   notes.push(`polls wait exactly Retry-After when a response has one, ${a.defaultPollMs} ms when it has none (the same rule for both servers)`);
   notes.push(`our server runs with ACME_CA_LOG_LEVEL=${a.logLevel} (output to a file), fresh data folder, SQLite WAL with synchronous FULL (its production setting)`);
-  notes.push('each server gets a warm-up of orders at C=4 before the measured levels (not reported in the table)');
+  notes.push(`each server gets a warm-up of orders at C=4 before the measured levels (not reported in the table)${a.quick ? '; --quick: not the two scale runs' : ''}`);
 
   const dns = new TestDnsServer({ suffixes: ['test'] });
   const responder = new BenchHttp01Responder();
