@@ -80,12 +80,11 @@ export function crlUrl(config: Config, issuerId: string): string {
 export class StartupError extends Error {}
 
 function loadPolicy(file: string | null): PolicyStore {
-  const store = new PolicyStore();
-  if (file) {
-    const r = store.reload(file);
-    if (!r.ok) throw new StartupError(r.error);
+  try {
+    return PolicyStore.load(file);
+  } catch (e) {
+    throw new StartupError((e as Error).message);
   }
-  return store;
 }
 
 function caCertificateInfo(rootPem: string, issuers: IssuerRegistry): CaCertificateInfo[] {

@@ -26,13 +26,13 @@ export class UsageError extends Error {}
 export class OperationError extends Error {}
 
 
-function loadPolicy(config: Config): PolicyStore {
-  const store = new PolicyStore();
-  if (config.policyFile) {
-    const r = store.reload(config.policyFile);
-    if (!r.ok) throw new ConfigError(r.error.replace(/; keeping policy \S+$/, ''));
+/** An invalid policy file is a configuration error (exit 2), never a "denied" (exit 1). */
+export function loadPolicy(config: Config): PolicyStore {
+  try {
+    return PolicyStore.load(config.policyFile);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
   }
-  return store;
 }
 
 const fmtTime = (ms: number | null): string => (ms === null ? '-' : new Date(ms).toISOString());

@@ -15,7 +15,7 @@ import { checkScopeDefined, createAppRole, createMeshToken, createSecretId, toke
 import { PolicyStore } from '../../server/policy/policy-store.js';
 import { SqliteMeshStore } from '../../storage/sqlite/mesh-store.js';
 import { out, withStore } from './data-store.js';
-import { OperationError, UsageError } from './admin-commands.js';
+import { loadPolicy, OperationError, UsageError } from './admin-commands.js';
 
 // `acme-ca mesh ...`: the operator's side of the mesh signing fronts. Credential commands work on
 // the local data folder (like `acme-ca token`); `mesh issue` talks to a server over HTTPS, makes
@@ -70,14 +70,7 @@ const fmtTime = (ms: number | null): string => (ms === null ? 'never' : new Date
 const withMeshStore = <T>(config: Config, fn: (store: SqliteMeshStore) => Promise<T>): Promise<T> =>
   withStore(config, (store) => fn(new SqliteMeshStore(store.db)));
 
-function meshPolicyOf(config: Config): PolicyStore {
-  const store = new PolicyStore();
-  if (config.policyFile) {
-    const r = store.reload(config.policyFile);
-    if (!r.ok) throw new OperationError(r.error.replace(/; keeping policy \S+$/, ''));
-  }
-  return store;
-}
+const meshPolicyOf = (config: Config): PolicyStore => loadPolicy(config);
 
 function ttlOption(text: string | undefined, dflt: string, flag: string): number | null {
   try {

@@ -19,6 +19,16 @@ export class PolicyStore {
     this.policy = initial;
   }
 
+  /** The built-in policy, or the file's; throws with the reload message when the file is invalid. */
+  static load(path: string | null): PolicyStore {
+    const store = new PolicyStore();
+    if (path) {
+      const r = store.reload(path);
+      if (!r.ok) throw new Error(r.error.replace(/; keeping policy \S+$/, ''));
+    }
+    return store;
+  }
+
   current(): PolicyConfig {
     return this.policy;
   }

@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3';
 import type {
   MeshAppRoleRecord, MeshCertificateKind, MeshCertificateRecord, MeshSecretIdRecord, MeshStore, MeshTokenRecord,
 } from '../mesh-types.js';
+import { StatementCache } from './statement-cache.js';
 
 type Row = Record<string, unknown>;
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
@@ -32,17 +33,14 @@ function toCertificate(r: Row): MeshCertificateRecord {
  * writer lock; it never writes the log itself (signatures go through Storage.appendLogEvent).
  */
 export class SqliteMeshStore implements MeshStore {
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly stmts: StatementCache;
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Database.Database) {
+    this.stmts = new StatementCache(db);
+  }
 
   private stmt(sql: string): Database.Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.stmts.get(sql);
   }
 
   async createToken(t: MeshTokenRecord): Promise<void> {

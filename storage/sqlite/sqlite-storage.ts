@@ -5,6 +5,7 @@ import type {
   OrderRecord, OrderStatus, Page, ProblemRecord, Storage, TokenScope,
 } from '../types.js';
 import { MIGRATIONS } from './migrations.js';
+import { StatementCache } from './statement-cache.js';
 import { searchCertificates, searchLogEvents } from './certificate-queries.js';
 // Pure tree math, shared with verifiers; the backend only decides where the nodes live.
 import { leafHash, nodesToStoreOnAppend, rootAt } from '../../server/log/merkle.js';
@@ -93,7 +94,7 @@ export class SqliteStorage implements Storage {
    * WAL mode keeps it consistent with the main connection; replicas still share the nonces.
    */
   private readonly nonceDb: Database.Database;
-  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly stmts: StatementCache;
 
   constructor(readonly file: string, opts: SqliteOptions = {}) {
     this.db = new Database(file);
@@ -108,13 +109,13 @@ export class SqliteStorage implements Storage {
     this.nonceDb = new Database(file);
     this.nonceDb.pragma('synchronous = OFF');
     this.nonceDb.pragma('busy_timeout = 5000');
+    this.stmts = new StatementCache(this.db);
+    this.nonceStmts = new StatementCache(this.nonceDb);
   }
 
-  private readonly nonceStmts = new Map<string, Database.Statement>();
+  private readonly nonceStmts: StatementCache;
   private nonceStmt(sql: string): Database.Statement {
-    let st = this.nonceStmts.get(sql);
-    if (!st) { st = this.nonceDb.prepare(sql); this.nonceStmts.set(sql, st); }
-    return st;
+    return this.nonceStmts.get(sql);
   }
 
   /** Moves the WAL into the main file and truncates it, so overwritten bytes leave the WAL too. */
@@ -123,12 +124,7 @@ export class SqliteStorage implements Storage {
   }
 
   private stmt(sql: string): Database.Statement {
-    let s = this.stmts.get(sql);
-    if (!s) {
-      s = this.db.prepare(sql);
-      this.stmts.set(sql, s);
-    }
-    return s;
+    return this.stmts.get(sql);
   }
   private get<T>(sql: string, map: (r: Row) => T, ...params: unknown[]): T | null {
     const r = this.stmt(sql).get(...params) as Row | undefined;
