@@ -167,8 +167,9 @@ export async function startServer(config: Config, log: Logger, now: () => number
   const clientCaPems = (): string[] | undefined => (wantClientCerts ? [ca.rootPem, ...issuers.all().map((i) => i.chainPem)] : undefined);
   const clientCa = clientCaPems();
   const routes: RouteInfo[] = [];
-  // Every issuer has a CRL before the first request: relying parties never find none.
+  // Every issuer has a CRL, and the log a signed checkpoint, before the first request.
   await crls.refresh(false);
+  await publisher.publish();
   const appOptions: AppOptions = {
     routes, tls: { certPem: tls.certPem, keyPem: tls.keyPem, clientCa }, log, acme: ctx,
     ops: { metrics: metrics.registry, readiness: () => readiness({ store, now, issuerKey: () => issuers.active().key, lastCheckpointAt: () => publisher.lastPublishedAt, maxCheckpointAgeMs: 2 * config.log.checkpointIntervalMs + config.log.checkpointDelayMs + 30_000 }) },

@@ -38,9 +38,14 @@ export class CheckpointPublisher {
     this.notify(0);
   }
 
-  /** Asks for a checkpoint within the batching delay (or sooner). */
+  private dueAt = 0;
+
+  /** Asks for a checkpoint within the batching delay (or sooner); an earlier request moves it up. */
   notify(delayMs = this.opts.delayMs): void {
-    if (this.timer) return;
+    const due = Date.now() + delayMs;
+    if (this.timer && this.dueAt <= due) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.dueAt = due;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.publish().catch((e: unknown) => this.log.error({ err: e }, 'checkpoint publication failed'));
