@@ -9,6 +9,7 @@ import {
   type KeyCheck,
   type KeyPolicy,
 } from '../server/ca/goodkey.js';
+import { bigintToB64url, bitLength, modPow, randomBelow } from './support/bigint.js';
 
 // ---------------------------------------------------------------------------
 // Fixture helpers. Moduli with a chosen structure (close factors, ROCA form,
@@ -19,17 +20,8 @@ function spki(key: KeyObject): Uint8Array {
   return key.export({ type: 'spki', format: 'der' });
 }
 
-function bitLength(n: bigint): number {
-  return n === 0n ? 0 : n.toString(2).length;
-}
-
-function b64url(n: bigint): string {
-  const hex = n.toString(16);
-  return Buffer.from(hex.length % 2 === 0 ? hex : '0' + hex, 'hex').toString('base64url');
-}
-
 function rsaSpki(n: bigint, e: bigint = 65537n): Uint8Array {
-  return spki(createPublicKey({ key: { kty: 'RSA', n: b64url(n), e: b64url(e) }, format: 'jwk' }));
+  return spki(createPublicKey({ key: { kty: 'RSA', n: bigintToB64url(n), e: bigintToB64url(e) }, format: 'jwk' }));
 }
 
 /** Uniform random integer with exactly `bits` bits and the top two set, so a
@@ -39,24 +31,6 @@ function randomTopTwo(bits: number): bigint {
   let n = BigInt('0x' + bytes.toString('hex'));
   n &= (1n << BigInt(bits)) - 1n;
   return n | (3n << BigInt(bits - 2));
-}
-
-function randomBelow(limit: bigint): bigint {
-  const bytes = Math.ceil(bitLength(limit) / 8) + 8;
-  // 64 extra bits make the modulo bias negligible for a test fixture.
-  return BigInt('0x' + randomBytes(bytes).toString('hex')) % limit;
-}
-
-function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  let result = 1n;
-  let b = base % m;
-  let e = exp;
-  while (e > 0n) {
-    if (e & 1n) result = (result * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return result;
 }
 
 function primesBelow(limit: number): number[] {

@@ -1,9 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
 import { freePorts } from '../support/ports.js';
 import { REPO_ROOT } from '../support/ca-process.js';
+import { httpGet } from '../support/http.js';
 
 /*
  * Starts the servers under test as separate processes (so /proc shows their own CPU and memory)
@@ -64,17 +64,9 @@ function spawnLogged(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: s
   return { child, exited, stop };
 }
 
-function getStatus(url: string, ca: string | Buffer, timeoutMs: number): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const req = https.request(url, { method: 'GET', ca, timeout: Math.max(timeoutMs, 100), agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+/** One probe on its own connection: the status alone, whatever it is. */
+async function getStatus(url: string, ca: string | Buffer, timeoutMs: number): Promise<number> {
+  return (await httpGet(url, { ca, agent: false, timeoutMs: Math.max(timeoutMs, 100) })).status;
 }
 
 async function waitReady(url: string, caFile: string, s: Spawned, logFile: string): Promise<void> {

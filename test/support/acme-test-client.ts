@@ -6,13 +6,16 @@ import {
 import fsp from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as asn1js from 'asn1js';
 import { calculateJwkThumbprint, exportJWK, FlattenedSign, type FlattenedJWS, type JWK, type JWSHeaderParameters } from 'jose';
 import * as pkijs from 'pkijs';
 import { webcrypto } from '../../server/ca/crypto-engine.js';
+import { ipToBytes } from '../../server/ca/certificate-builder.js';
+import { bigintToB64url, bigMod, bitLength, modPow, randomBelow } from './bigint.js';
+
+export { bigintToB64url };
 
 /*
  * A deliberately small ACME (RFC 8555) client for protocol tests. Unlike certbot or lego it can
@@ -98,21 +101,6 @@ export async function generateCsrKey(kind: CsrKeyKind = 'P-256'): Promise<Crypto
 // properly self-signed, so only the key policy can be the reason for a refusal.
 // ---------------------------------------------------------------------------------------------
 
-function bigBitLength(n: bigint): number {
-  return n === 0n ? 0 : n.toString(2).length;
-}
-
-/** Big-endian base64url of a non-negative integer (JWK members, RFC 7518 §6.3). */
-export function bigintToB64url(n: bigint): string {
-  const hex = n.toString(16);
-  return Buffer.from(hex.length % 2 === 0 ? hex : `0${hex}`, 'hex').toString('base64url');
-}
-
-function bigMod(a: bigint, m: bigint): bigint {
-  const r = a % m;
-  return r < 0n ? r + m : r;
-}
-
 /** a^-1 mod m by the extended Euclidean algorithm; throws when gcd(a, m) != 1. */
 export function modInverse(a: bigint, m: bigint): bigint {
   let [oldR, r] = [bigMod(a, m), m];
@@ -124,24 +112,6 @@ export function modInverse(a: bigint, m: bigint): bigint {
   }
   if (oldR !== 1n) throw new Error('modInverse: the numbers are not coprime');
   return bigMod(oldS, m);
-}
-
-function modPow(base: bigint, exp: bigint, m: bigint): bigint {
-  let result = 1n;
-  let b = bigMod(base, m);
-  let e = exp;
-  while (e > 0n) {
-    if (e & 1n) result = (result * b) % m;
-    b = (b * b) % m;
-    e >>= 1n;
-  }
-  return result;
-}
-
-function randomBigBelow(limit: bigint): bigint {
-  // 64 extra random bits make the modulo bias negligible for a fixture.
-  const bytes = Math.ceil(bigBitLength(limit) / 8) + 8;
-  return BigInt(`0x${randomBytes(bytes).toString('hex')}`) % limit;
 }
 
 /** The private JWK (with CRT members) of the RSA key with primes p, q and public exponent e. */
@@ -205,8 +175,8 @@ export interface RsaPrimes { p: bigint; q: bigint; e: bigint }
 export function fermatRsaPrimes(): RsaPrimes {
   for (let attempt = 0; attempt < 20; attempt++) {
     const p = primeTopTwo(1024, (x) => (x - 1n) % 65537n !== 0n);
-    const q = nextPrime(p + (1n << 200n) + randomBigBelow(1n << 200n));
-    if (bigBitLength(p * q) === 2048 && (q - 1n) % 65537n !== 0n) return { p, q, e: 65537n };
+    const q = nextPrime(p + (1n << 200n) + randomBelow(1n << 200n));
+    if (bitLength(p * q) === 2048 && (q - 1n) % 65537n !== 0n) return { p, q, e: 65537n };
   }
   throw new Error('fermatRsaPrimes: no suitable pair within the attempt bound');
 }
@@ -233,8 +203,8 @@ export function rocaRsaPrimes(): RsaPrimes {
     const kMin = (low + M - 1n) / M;
     const kMax = (high - M) / M - 1n;
     for (let attempt = 0; attempt < 10; attempt++) {
-      const residue = modPow(65537n, randomBigBelow(1n << 128n), M);
-      let k = kMin + randomBigBelow(kMax - kMin - 5_000n);
+      const residue = modPow(65537n, randomBelow(1n << 128n), M);
+      let k = kMin + randomBelow(kMax - kMin - 5_000n);
       for (let i = 0; i < 5_000; i++, k++) {
         const p = k * M + residue;
         if ((p - 1n) % 65537n !== 0n && checkPrimeSync(p)) return p;
@@ -254,7 +224,7 @@ export function exponent3RsaPrimes(): RsaPrimes {
   for (let attempt = 0; attempt < 20; attempt++) {
     const p = primeTopTwo(1024, ok);
     const q = primeTopTwo(1024, ok);
-    if (p !== q && bigBitLength(p * q) === 2048) return { p, q, e: 3n };
+    if (p !== q && bitLength(p * q) === 2048) return { p, q, e: 3n };
   }
   throw new Error('exponent3RsaPrimes: no suitable pair within the attempt bound');
 }
@@ -286,24 +256,8 @@ export async function accountKeyFromCryptoKeyPair(pair: CryptoKeyPair): Promise<
   return accountKeyFromPrivate(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }));
 }
 
-export function ipToBytes(ip: string): Uint8Array {
-  const v = isIP(ip);
-  if (v === 4) return new Uint8Array(ip.split('.').map(Number));
-  if (v !== 6) throw new Error(`not an IP address: ${ip}`);
-  let text = ip;
-  const v4tail = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4tail) {
-    const b = ipToBytes(v4tail[1]);
-    text = text.slice(0, -v4tail[1].length) + `${((b[0] << 8) | b[1]).toString(16)}:${((b[2] << 8) | b[3]).toString(16)}`;
-  }
-  const [head, tail] = text.includes('::') ? text.split('::') : [text, null];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === null ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => { const n = parseInt(g, 16); out[2 * i] = n >> 8; out[2 * i + 1] = n & 0xff; });
-  return out;
-}
+// IP SANs are encoded with the CA's own function; the tests check the result with openssl.
+export { ipToBytes };
 
 export interface CsrSpec {
   keys: CryptoKeyPair;

@@ -1,12 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from './ports.js';
 import { TestDnsServer } from './dns-server.js';
+import { httpGet } from './http.js';
 
 /*
  * Runs the CA as a separate process exactly as an operator would (`node dist/server/main.js`),
@@ -280,15 +280,7 @@ async function waitReady(directoryUrl: string, rootPem: string, exited: Promise<
   throw new Error(`CA not ready after ${timeoutMs} ms: ${lastError}`);
 }
 
-function getStatus(url: string, ca: Buffer, timeoutMs: number): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
-    const req = https.request(url, { method: 'GET', ca, timeout: Math.max(timeoutMs, 100), agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
+/** One probe on its own connection: the status alone, whatever it is. */
+async function getStatus(url: string, ca: string | Buffer, timeoutMs: number): Promise<number> {
+  return (await httpGet(url, { ca, agent: false, timeoutMs: Math.max(timeoutMs, 100) })).status;
 }
